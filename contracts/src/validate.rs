@@ -1,0 +1,220 @@
+//! Strict parsing of untrusted JSON (browser commands, holder batches) into the contract types.
+//!
+//! Two layers: serde refuses wrong shapes (missing or unknown fields, wrong types, bad snowflakes,
+//! a wrong `version`), and [`Validate`] checks the rules serde can't express (content length, nonce
+//! length, emoji form). Either way the caller gets a [`ValidationError`] whose `field` is the dotted
+//! path of the culprit, ready to become a 400 `invalid_request`.
+
+use crate::{
+    AddReaction, Command, IngestBatch, SendMessage, Snowflake, TypingStart, ValidationError,
+};
+use serde::de::DeserializeOwned;
+
+/// Discord's limit on message content, in characters.
+pub const MAX_CONTENT_CHARS: usize = 2000;
+/// Discord's limit on a message nonce, in characters.
+pub const MAX_NONCE_CHARS: usize = 25;
+
+/// Rules beyond the shape of a type.
+pub trait Validate {
+    fn validate(&self) -> Result<(), ValidationError>;
+}
+
+/// Parses and validates `body` as `T`.
+pub fn parse<T: DeserializeOwned + Validate>(body: &[u8]) -> Result<T, ValidationError> {
+    let value = parse_shape::<T>(body)?;
+    value.validate()?;
+    Ok(value)
+}
+
+/// Parses `body` as `T`, checking only what serde checks.
+pub fn parse_shape<T: DeserializeOwned>(body: &[u8]) -> Result<T, ValidationError> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    let value: T = serde_path_to_error::deserialize(de).map_err(shape_error)?;
+    Ok(value)
+}
+
+fn shape_error(e: serde_path_to_error::Error<serde_json::Error>) -> ValidationError {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    let message = strip_location(&inner.to_string());
+    if inner.is_syntax() || inner.is_eof() {
+        return ValidationError {
+            field: None,
+            message: format!("body is not valid JSON: {message}"),
+        };
+    }
+    // An unknown field is named by the message, one level below the path.
+    if let Some(name) = message
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split('`').next())
+    {
+        let field = if path == "." {
+            name.to_string()
+        } else {
+            format!("{path}.{name}")
+        };
+        return ValidationError::field(field, format!("unknown field `{name}`"));
+    }
+    if let Some(name) = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next())
+    {
+        let field = if path == "." {
+            name.to_string()
+        } else {
+            format!("{path}.{name}")
+        };
+        return ValidationError::field(field, "is required");
+    }
+    if path == "." {
+        ValidationError {
+            field: None,
+            message: format!("body: {message}"),
+        }
+    } else {
+        ValidationError::field(path, message)
+    }
+}
+
+/// serde_json appends " at line L column C"; the field path says more to a browser.
+fn strip_location(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+impl Validate for SendMessage {
+    fn validate(&self) -> Result<(), ValidationError> {
+        let chars = self.content.chars().count();
+        if chars == 0 || self.content.trim().is_empty() {
+            return Err(ValidationError::field(
+                "content",
+                "must not be empty or only whitespace",
+            ));
+        }
+        if chars > MAX_CONTENT_CHARS {
+            return Err(ValidationError::field(
+                "content",
+                format!("is {chars} characters; at most {MAX_CONTENT_CHARS} are allowed"),
+            ));
+        }
+        if let Some(nonce) = &self.nonce {
+            let n = nonce.chars().count();
+            if n == 0 || n > MAX_NONCE_CHARS {
+                return Err(ValidationError::field(
+                    "nonce",
+                    format!("must be 1 to {MAX_NONCE_CHARS} characters, got {n}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Validate for AddReaction {
+    fn validate(&self) -> Result<(), ValidationError> {
+        check_emoji(&self.emoji).map_err(|m| ValidationError::field("emoji", m))
+    }
+}
+
+impl Validate for TypingStart {
+    fn validate(&self) -> Result<(), ValidationError> {
+        Ok(())
+    }
+}
+
+impl Validate for Command {
+    fn validate(&self) -> Result<(), ValidationError> {
+        let (kind, result) = match self {
+            Command::SendMessage(c) => ("body", c.validate()),
+            Command::AddReaction(c) => ("body", c.validate()),
+            Command::TypingStart(c) => ("body", c.validate()),
+        };
+        result.map_err(|e| ValidationError {
+            field: e.field.map(|f| format!("{kind}.{f}")),
+            message: e.message,
+        })
+    }
+}
+
+impl Validate for crate::HolderCommand {
+    fn validate(&self) -> Result<(), ValidationError> {
+        self.command.validate().map_err(|e| ValidationError {
+            field: e.field.map(|f| format!("command.{f}")),
+            message: e.message,
+        })
+    }
+}
+
+impl Validate for IngestBatch {
+    fn validate(&self) -> Result<(), ValidationError> {
+        for (i, pair) in self.envelopes.windows(2).enumerate() {
+            if pair[1].id <= pair[0].id {
+                return Err(ValidationError::field(
+                    format!("envelopes[{}].id", i + 1),
+                    format!(
+                        "ids must increase within a batch ({} after {})",
+                        pair[1].id, pair[0].id
+                    ),
+                ));
+            }
+        }
+        for (i, env) in self.envelopes.iter().enumerate() {
+            if env.kind.is_empty() {
+                return Err(ValidationError::field(
+                    format!("envelopes[{i}].type"),
+                    "must not be empty",
+                ));
+            }
+        }
+        for (i, gap) in self.gaps.iter().enumerate() {
+            if gap.to_id < gap.from_id {
+                return Err(ValidationError::field(
+                    format!("gaps[{i}].to_id"),
+                    "is before from_id",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A reaction emoji is either a unicode emoji or a custom emoji as `name:id` (Discord's route form).
+pub fn check_emoji(emoji: &str) -> Result<(), String> {
+    if let Some((name, id)) = emoji.split_once(':') {
+        let name_ok = (2..=32).contains(&name.len())
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !name_ok {
+            return Err(format!(
+                "custom emoji name {name:?} must be 2 to 32 letters, digits or underscores"
+            ));
+        }
+        id.parse::<Snowflake>()
+            .map_err(|e| format!("custom emoji id: {e}"))?;
+        return Ok(());
+    }
+    let chars = emoji.chars().count();
+    if chars == 0 {
+        return Err("must not be empty".into());
+    }
+    if chars > 16 {
+        return Err(format!(
+            "is {chars} characters; a unicode emoji is at most 16"
+        ));
+    }
+    if emoji.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("must not contain whitespace or control characters".into());
+    }
+    if emoji.is_ascii() {
+        return Err("must be a unicode emoji or a custom emoji as name:id".into());
+    }
+    if emoji
+        .chars()
+        .any(|c| matches!(c, '/' | '?' | '#' | '%' | '<' | '>'))
+    {
+        return Err("must not contain URL or markup characters".into());
+    }
+    Ok(())
+}

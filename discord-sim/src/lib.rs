@@ -1,0 +1,1 @@
+//! Placeholder: built in the discord-sim issue.

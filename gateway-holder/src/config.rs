@@ -1,0 +1,250 @@
+//! The holder's configuration, read once from the environment (SPEC.md, "gateway-holder
+//! configuration"). Every problem is reported as one [`ConfigError`] naming the variable, so a bad
+//! deployment fails at start with a line an operator can act on, never halfway through a session.
+
+use std::{fmt, net::SocketAddr, path::PathBuf};
+use url::Url;
+
+/// GUILDS | GUILD_MEMBERS | GUILD_MODERATION | GUILD_VOICE_STATES | GUILD_MESSAGES |
+/// GUILD_MESSAGE_REACTIONS | GUILD_MESSAGE_TYPING | MESSAGE_CONTENT.
+pub const DEFAULT_INTENTS: u64 =
+    1 | 1 << 1 | 1 << 2 | 1 << 7 | 1 << 9 | 1 << 10 | 1 << 11 | 1 << 15;
+
+/// Every intent bit Discord defines (0-16, 20, 21, 24, 25); any other bit gets close code 4013.
+pub const KNOWN_INTENTS: u64 = (1 << 17) - 1 | 1 << 20 | 1 << 21 | 1 << 24 | 1 << 25;
+
+/// A secret string: its `Debug` and `Display` never show the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    /// The value itself, for the one place that must send it (a header).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Gateway transport compression.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    ZlibStream,
+    None,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub bot_token: Secret,
+    pub api_url: Url,
+    pub gateway_url: Option<Url>,
+    pub intents: u64,
+    pub compression: Compression,
+    pub edge_url: Url,
+    pub link_token: Secret,
+    pub listen: SocketAddr,
+    pub state_dir: PathBuf,
+}
+
+/// A configuration problem: which variable, and what is wrong with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{}: {}", self.variable, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads configuration through `get` (tests pass a map).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let var = |name: &'static str| get(name).filter(|v| !v.trim().is_empty());
+        let err = |variable: &'static str, message: String| ConfigError { variable, message };
+
+        let bot_token = secret("DISCORD_BOT_TOKEN", var("DISCORD_BOT_TOKEN"))?;
+        let link_token = secret("LINK_TOKEN", var("LINK_TOKEN"))?;
+
+        let api_url = url(
+            "DISCORD_API_URL",
+            var("DISCORD_API_URL")
+                .as_deref()
+                .unwrap_or("https://discord.com/api/v10"),
+            &["http", "https"],
+        )?;
+        let gateway_url = var("DISCORD_GATEWAY_URL")
+            .map(|v| url("DISCORD_GATEWAY_URL", &v, &["ws", "wss"]))
+            .transpose()?;
+        let edge_url = url(
+            "EDGE_URL",
+            var("EDGE_URL")
+                .as_deref()
+                .unwrap_or("http://127.0.0.1:8787"),
+            &["http", "https"],
+        )?;
+
+        let intents = match var("DISCORD_INTENTS") {
+            None => DEFAULT_INTENTS,
+            Some(v) => {
+                let bits: u64 = v.trim().parse().map_err(|_| {
+                    err(
+                        "DISCORD_INTENTS",
+                        format!("{v:?} is not a decimal intents bitfield"),
+                    )
+                })?;
+                let unknown = bits & !KNOWN_INTENTS;
+                if unknown != 0 {
+                    return Err(err(
+                        "DISCORD_INTENTS",
+                        format!("{bits} sets bits Discord does not define (0x{unknown:x})"),
+                    ));
+                }
+                bits
+            }
+        };
+
+        let compression = match var("DISCORD_COMPRESS").as_deref().map(str::trim) {
+            None | Some("zlib-stream") => Compression::ZlibStream,
+            Some("none") => Compression::None,
+            Some(other) => {
+                return Err(err(
+                    "DISCORD_COMPRESS",
+                    format!("{other:?} is not one of \"zlib-stream\", \"none\""),
+                ))
+            }
+        };
+
+        let listen_raw = var("HOLDER_LISTEN").unwrap_or_else(|| "127.0.0.1:8790".into());
+        let listen = listen_raw.trim().parse().map_err(|_| {
+            err(
+                "HOLDER_LISTEN",
+                format!("{listen_raw:?} is not an address like 127.0.0.1:8790"),
+            )
+        })?;
+
+        let state_dir =
+            PathBuf::from(var("HOLDER_STATE_DIR").unwrap_or_else(|| "./.holder-state".into()));
+
+        Ok(Config {
+            bot_token,
+            api_url,
+            gateway_url,
+            intents,
+            compression,
+            edge_url,
+            link_token,
+            listen,
+            state_dir,
+        })
+    }
+}
+
+fn secret(variable: &'static str, value: Option<String>) -> Result<Secret, ConfigError> {
+    let value = value.ok_or_else(|| ConfigError {
+        variable,
+        message: "is required and not set".into(),
+    })?;
+    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        // Never echo the value: it is a secret.
+        return Err(ConfigError {
+            variable,
+            message: "contains whitespace or control characters".into(),
+        });
+    }
+    Ok(Secret(value))
+}
+
+fn url(variable: &'static str, value: &str, schemes: &[&str]) -> Result<Url, ConfigError> {
+    let parsed = Url::parse(value.trim()).map_err(|e| ConfigError {
+        variable,
+        message: format!("{value:?} is not a URL ({e})"),
+    })?;
+    if !schemes.contains(&parsed.scheme()) {
+        return Err(ConfigError {
+            variable,
+            message: format!("{value:?} must use {}", schemes.join(" or ")),
+        });
+    }
+    if parsed.host_str().is_none() {
+        return Err(ConfigError {
+            variable,
+            message: format!("{value:?} has no host"),
+        });
+    }
+    Ok(parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut env: HashMap<String, String> =
+            [("DISCORD_BOT_TOKEN", "tok"), ("LINK_TOKEN", "link")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        for (k, v) in pairs {
+            env.insert(k.to_string(), v.to_string());
+        }
+        Config::from_lookup(|k| env.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_follow_the_spec() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.api_url.as_str(), "https://discord.com/api/v10");
+        assert_eq!(c.edge_url.as_str(), "http://127.0.0.1:8787/");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8790");
+        assert_eq!(c.intents, DEFAULT_INTENTS);
+        assert_eq!(c.compression, Compression::ZlibStream);
+        assert_eq!(c.state_dir, PathBuf::from("./.holder-state"));
+        assert!(c.gateway_url.is_none());
+    }
+
+    #[test]
+    fn each_bad_variable_is_named() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("DISCORD_BOT_TOKEN", "", "DISCORD_BOT_TOKEN"),
+            ("LINK_TOKEN", "", "LINK_TOKEN"),
+            ("DISCORD_API_URL", "not a url", "DISCORD_API_URL"),
+            ("DISCORD_API_URL", "ftp://x", "DISCORD_API_URL"),
+            ("DISCORD_GATEWAY_URL", "http://x", "DISCORD_GATEWAY_URL"),
+            ("DISCORD_INTENTS", "abc", "DISCORD_INTENTS"),
+            ("DISCORD_INTENTS", "262144", "DISCORD_INTENTS"),
+            ("DISCORD_COMPRESS", "zstd", "DISCORD_COMPRESS"),
+            ("EDGE_URL", "127.0.0.1:8787", "EDGE_URL"),
+            ("HOLDER_LISTEN", "localhost", "HOLDER_LISTEN"),
+        ];
+        for (var, value, named) in cases {
+            let e = config(&[(var, value)]).unwrap_err();
+            assert_eq!(e.variable, *named, "{var}={value:?} gave {e}");
+        }
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let c = config(&[("DISCORD_BOT_TOKEN", "super-secret-value")]).unwrap();
+        assert!(!format!("{c:?}").contains("super-secret-value"));
+        let e = config(&[("LINK_TOKEN", "bad value with spaces")]).unwrap_err();
+        assert!(!e.to_string().contains("bad value"));
+    }
+}
