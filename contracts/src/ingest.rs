@@ -73,3 +73,26 @@ pub struct IngestBatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<GatewayState>,
 }
+
+/// The answer to an accepted `POST /link/ingest`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestAck {
+    pub version: Version,
+    /// Envelopes stored (new to the edge).
+    pub accepted: u64,
+    /// Envelopes already seen and dropped.
+    pub duplicates: u64,
+    /// The edge cursor of the last stored event, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_cursor: Option<u64>,
+}
+
+/// `GET /healthz` of the edge.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    pub version: Version,
+    /// Always `"ok"` when the Worker answers.
+    pub status: String,
+}

@@ -26,7 +26,7 @@ pub use command::{
     AddReaction, Command, CommandAnswer, CommandStatus, HolderCommand, SendMessage, TypingStart,
 };
 pub use error::{ErrorBody, ErrorCode, ErrorDetail, ValidationError};
-pub use ingest::{Envelope, GatewayState, HolderGap, IngestBatch};
+pub use ingest::{Envelope, GatewayState, Health, HolderGap, IngestAck, IngestBatch};
 pub use snowflake::Snowflake;
 pub use stream::{
     CommandResultEvent, DispatchEvent, GapEvent, GapReason, LinkState, StatusEvent, VoiceEvent,

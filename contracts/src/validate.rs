@@ -29,6 +29,23 @@ pub fn parse<T: DeserializeOwned + Validate>(body: &[u8]) -> Result<T, Validatio
 
 /// Parses `body` as `T`, checking only what serde checks.
 pub fn parse_shape<T: DeserializeOwned>(body: &[u8]) -> Result<T, ValidationError> {
+    // serde would also read a struct from a JSON array of its fields in order; a body must be an
+    // object so that every value is matched to a field by name.
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {}
+        None => {
+            return Err(ValidationError {
+                field: None,
+                message: "body is empty".into(),
+            })
+        }
+        Some(_) => {
+            return Err(ValidationError {
+                field: None,
+                message: "body must be a JSON object".into(),
+            })
+        }
+    }
     let de = &mut serde_json::Deserializer::from_slice(body);
     let value: T = serde_path_to_error::deserialize(de).map_err(shape_error)?;
     Ok(value)
@@ -44,17 +61,12 @@ fn shape_error(e: serde_path_to_error::Error<serde_json::Error>) -> ValidationEr
             message: format!("body is not valid JSON: {message}"),
         };
     }
-    // An unknown field is named by the message, one level below the path.
+    // The path of an unknown field already ends with its name.
     if let Some(name) = message
         .strip_prefix("unknown field `")
         .and_then(|rest| rest.split('`').next())
     {
-        let field = if path == "." {
-            name.to_string()
-        } else {
-            format!("{path}.{name}")
-        };
-        return ValidationError::field(field, format!("unknown field `{name}`"));
+        return ValidationError::field(path, format!("unknown field `{name}`"));
     }
     if let Some(name) = message
         .strip_prefix("missing field `")

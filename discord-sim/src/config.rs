@@ -1,0 +1,295 @@
+//! Everything a test or the binary can tune: the bot token, gateway timings, the seeded guild and
+//! the REST limits.
+//!
+//! `SimConfig::default()` is the demo setup: token `sim-token`, Discord's 41.25 s heartbeat, and a
+//! guild (id `1000000000000000001`) with two text channels, two voice channels and five members.
+//! Tests shorten timings by overriding single fields.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::gateway::intents;
+
+/// Configuration of one simulator instance.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// The only bot token accepted (on the gateway without or with a `Bot ` prefix, on REST as
+    /// `Authorization: Bot <token>`).
+    pub token: String,
+    /// Sent in HELLO.
+    pub heartbeat_interval: Duration,
+    /// How long past `heartbeat_interval` a connection may stay silent before the sim closes it
+    /// and expires its session. `None`: half the interval.
+    pub heartbeat_slack: Option<Duration>,
+    /// The one guild the bot is in.
+    pub guild: GuildSeed,
+    /// The bot's own user.
+    pub bot_user: UserSeed,
+    /// Application id reported in READY.
+    pub application_id: u64,
+    /// Privileged intents the "developer portal" has enabled; asking for others closes with 4014.
+    pub privileged_intents_allowed: u64,
+    /// How long a session whose connection went away can still be resumed.
+    pub resume_window: Duration,
+    /// Split each zlib-stream message across two websocket messages (only the last ends with the
+    /// `00 00 ff ff` sync-flush suffix), to exercise client buffering.
+    pub split_zlib_frames: bool,
+    /// Dispatches kept per session for RESUME replay. A resume from before the oldest kept
+    /// dispatch is refused with 4007.
+    pub max_backlog: usize,
+    /// Records kept per kind (gateway payloads, REST calls, emitted dispatches). Older ones are
+    /// dropped. 0 disables recording (benchmarks).
+    pub record_limit: usize,
+    /// `session_start_limit.total`; each IDENTIFY uses one; at zero IDENTIFY closes with 4004
+    /// (Discord resets the token of a bot that runs out).
+    pub session_start_total: u32,
+    /// `shards` recommended by `GET /gateway/bot`.
+    pub recommended_shards: u32,
+    /// Per-connection gateway send limit (Discord: 120 per 60 s), exceeded: close 4008.
+    pub gateway_send_limit: RouteLimit,
+    /// REST limits.
+    pub rest: RestLimits,
+    /// How long `nonce` + `enforce_nonce` deduplicates message sends.
+    pub nonce_window: Duration,
+    /// `Retry-After` used by `Fault::RateLimitStorm`.
+    pub storm_retry_after: Duration,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            token: "sim-token".to_owned(),
+            heartbeat_interval: Duration::from_millis(41_250),
+            heartbeat_slack: None,
+            guild: GuildSeed::default(),
+            bot_user: UserSeed {
+                id: 1_000_000_000_000_000_900,
+                username: "sim-bot".to_owned(),
+                global_name: None,
+                bot: true,
+            },
+            application_id: 1_000_000_000_000_000_900,
+            privileged_intents_allowed: intents::PRIVILEGED,
+            resume_window: Duration::from_secs(120),
+            split_zlib_frames: false,
+            max_backlog: 100_000,
+            record_limit: 1_000_000,
+            session_start_total: 1000,
+            recommended_shards: 1,
+            gateway_send_limit: RouteLimit::new(120, Duration::from_secs(60)),
+            rest: RestLimits::default(),
+            nonce_window: Duration::from_secs(300),
+            storm_retry_after: Duration::from_secs(1),
+        }
+    }
+}
+
+impl SimConfig {
+    /// The silence after which a connection counts as dead.
+    pub fn heartbeat_timeout(&self) -> Duration {
+        self.heartbeat_interval + self.heartbeat_slack.unwrap_or(self.heartbeat_interval / 2)
+    }
+}
+
+/// `limit` requests per `per`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteLimit {
+    /// Requests allowed in one window.
+    pub limit: u32,
+    /// Window length.
+    pub per: Duration,
+}
+
+impl RouteLimit {
+    /// `limit` per `per`.
+    pub const fn new(limit: u32, per: Duration) -> Self {
+        Self { limit, per }
+    }
+}
+
+/// REST rate limits, per bucket and major parameter (the channel id), plus the global limit.
+#[derive(Clone, Debug)]
+pub struct RestLimits {
+    /// Requests per second across all routes (Discord: 50).
+    pub global_per_sec: u32,
+    /// `POST /channels/{id}/messages` (bucket per channel).
+    pub message_send: RouteLimit,
+    /// `PUT /channels/{id}/messages/{mid}/reactions/{emoji}/@me` (bucket per channel).
+    pub reaction_add: RouteLimit,
+    /// `POST /channels/{id}/typing` (bucket per channel).
+    pub typing: RouteLimit,
+    /// `GET /gateway/bot`.
+    pub gateway_bot: RouteLimit,
+}
+
+impl Default for RestLimits {
+    fn default() -> Self {
+        Self {
+            global_per_sec: 50,
+            message_send: RouteLimit::new(5, Duration::from_secs(5)),
+            reaction_add: RouteLimit::new(1, Duration::from_millis(250)),
+            typing: RouteLimit::new(5, Duration::from_secs(5)),
+            gateway_bot: RouteLimit::new(2, Duration::from_secs(5)),
+        }
+    }
+}
+
+/// A user (member or bot).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserSeed {
+    /// Snowflake.
+    pub id: u64,
+    /// Unique username.
+    pub username: String,
+    /// Display name, if any.
+    #[serde(default)]
+    pub global_name: Option<String>,
+    /// Whether this is a bot account.
+    #[serde(default)]
+    pub bot: bool,
+}
+
+impl UserSeed {
+    /// A human user.
+    pub fn human(id: u64, username: &str, global_name: &str) -> Self {
+        Self {
+            id,
+            username: username.to_owned(),
+            global_name: Some(global_name.to_owned()),
+            bot: false,
+        }
+    }
+}
+
+/// Channel type, as Discord numbers them (0 text, 2 voice).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelKind {
+    /// `GUILD_TEXT` (0).
+    Text,
+    /// `GUILD_VOICE` (2).
+    Voice,
+}
+
+impl ChannelKind {
+    /// Discord's numeric channel type.
+    pub fn discord_type(self) -> u8 {
+        match self {
+            Self::Text => 0,
+            Self::Voice => 2,
+        }
+    }
+}
+
+/// A guild channel.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelSeed {
+    /// Snowflake.
+    pub id: u64,
+    /// Channel name.
+    pub name: String,
+    /// Text or voice.
+    pub kind: ChannelKind,
+}
+
+/// Someone sitting in a voice channel.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoiceStateSeed {
+    /// The member.
+    pub user_id: u64,
+    /// The voice channel.
+    pub channel_id: u64,
+    /// Self-muted.
+    #[serde(default)]
+    pub self_mute: bool,
+    /// Self-deafened.
+    #[serde(default)]
+    pub self_deaf: bool,
+}
+
+/// The guild the simulated bot is in, as it is at start.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuildSeed {
+    /// Snowflake (the default is `1000000000000000001`).
+    pub id: u64,
+    /// Guild name.
+    pub name: String,
+    /// Owner (must be one of `members`).
+    pub owner_id: u64,
+    /// Text and voice channels.
+    pub channels: Vec<ChannelSeed>,
+    /// Members (the bot is added automatically).
+    pub members: Vec<UserSeed>,
+    /// Who is in voice at start.
+    pub voice_states: Vec<VoiceStateSeed>,
+}
+
+/// Ids of the default demo guild, for tests that want to name them.
+pub mod demo {
+    /// The demo guild.
+    pub const GUILD_ID: u64 = 1_000_000_000_000_000_001;
+    /// `#general` (text).
+    pub const GENERAL: u64 = 1_000_000_000_000_000_101;
+    /// `#random` (text).
+    pub const RANDOM: u64 = 1_000_000_000_000_000_102;
+    /// `Lounge` (voice).
+    pub const LOUNGE: u64 = 1_000_000_000_000_000_201;
+    /// `Gaming` (voice).
+    pub const GAMING: u64 = 1_000_000_000_000_000_202;
+    /// Members alice, bob, carol, dave, erin.
+    pub const ALICE: u64 = 1_000_000_000_000_001_001;
+    /// bob.
+    pub const BOB: u64 = 1_000_000_000_000_001_002;
+    /// carol.
+    pub const CAROL: u64 = 1_000_000_000_000_001_003;
+    /// dave.
+    pub const DAVE: u64 = 1_000_000_000_000_001_004;
+    /// erin.
+    pub const ERIN: u64 = 1_000_000_000_000_001_005;
+    /// The bot user.
+    pub const BOT: u64 = 1_000_000_000_000_000_900;
+}
+
+impl Default for GuildSeed {
+    fn default() -> Self {
+        use demo::*;
+        let ch = |id, name: &str, kind| ChannelSeed {
+            id,
+            name: name.to_owned(),
+            kind,
+        };
+        Self {
+            id: GUILD_ID,
+            name: "Sim Guild".to_owned(),
+            owner_id: ALICE,
+            channels: vec![
+                ch(GENERAL, "general", ChannelKind::Text),
+                ch(RANDOM, "random", ChannelKind::Text),
+                ch(LOUNGE, "Lounge", ChannelKind::Voice),
+                ch(GAMING, "Gaming", ChannelKind::Voice),
+            ],
+            members: vec![
+                UserSeed::human(ALICE, "alice", "Alice"),
+                UserSeed::human(BOB, "bob", "Bob"),
+                UserSeed::human(CAROL, "carol", "Carol"),
+                UserSeed::human(DAVE, "dave", "Dave"),
+                UserSeed::human(ERIN, "erin", "Erin"),
+            ],
+            voice_states: vec![
+                VoiceStateSeed {
+                    user_id: ALICE,
+                    channel_id: LOUNGE,
+                    self_mute: false,
+                    self_deaf: false,
+                },
+                VoiceStateSeed {
+                    user_id: BOB,
+                    channel_id: LOUNGE,
+                    self_mute: true,
+                    self_deaf: false,
+                },
+            ],
+        }
+    }
+}

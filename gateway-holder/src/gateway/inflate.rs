@@ -1,0 +1,141 @@
+//! zlib-stream transport decompression (FACTS.md): one inflate context for the whole connection, and
+//! a message is complete only when the accumulated bytes end with `00 00 ff ff`, so one message may
+//! span several WebSocket frames. A fresh `Inflater` per connection, never reused across reconnects.
+
+use flate2::{Decompress, FlushDecompress, Status};
+
+const SUFFIX: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+
+#[derive(Debug)]
+pub struct InflateError(pub String);
+
+impl std::fmt::Display for InflateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "zlib-stream: {}", self.0)
+    }
+}
+
+impl std::error::Error for InflateError {}
+
+pub struct Inflater {
+    ctx: Decompress,
+    compressed: Vec<u8>,
+    out: Vec<u8>,
+}
+
+impl Default for Inflater {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Inflater {
+    pub fn new() -> Self {
+        Inflater {
+            ctx: Decompress::new(true),
+            compressed: Vec::new(),
+            out: Vec::with_capacity(64 * 1024),
+        }
+    }
+
+    /// Feeds one binary frame. Returns the whole decompressed message once the frame completes it,
+    /// `None` while more frames are needed. The returned slice is valid until the next call.
+    pub fn push(&mut self, frame: &[u8]) -> Result<Option<&[u8]>, InflateError> {
+        self.compressed.extend_from_slice(frame);
+        if !self.compressed.ends_with(&SUFFIX) {
+            // Bound a stream that never completes a message (a broken peer).
+            if self.compressed.len() > 64 * 1024 * 1024 {
+                return Err(InflateError("message larger than 64 MiB".into()));
+            }
+            return Ok(None);
+        }
+        self.out.clear();
+        let mut input: &[u8] = &self.compressed;
+        loop {
+            if self.out.capacity() - self.out.len() < 16 * 1024 {
+                self.out.reserve(self.out.capacity().max(64 * 1024));
+            }
+            let before_in = self.ctx.total_in();
+            let before_out = self.ctx.total_out();
+            let status = self
+                .ctx
+                .decompress_vec(input, &mut self.out, FlushDecompress::Sync)
+                .map_err(|e| InflateError(e.to_string()))?;
+            let consumed = (self.ctx.total_in() - before_in) as usize;
+            let produced = self.ctx.total_out() - before_out;
+            input = &input[consumed..];
+            match status {
+                Status::StreamEnd => break,
+                _ if input.is_empty() && self.out.len() < self.out.capacity() => break,
+                _ if consumed == 0 && produced == 0 && self.out.len() < self.out.capacity() => {
+                    return Err(InflateError("inflate made no progress".into()))
+                }
+                _ => {}
+            }
+        }
+        self.compressed.clear();
+        if self.compressed.capacity() > 1024 * 1024 {
+            self.compressed.shrink_to(64 * 1024);
+        }
+        Ok(Some(&self.out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::{Compress, Compression, FlushCompress};
+
+    /// A zlib-stream sender: one compression context, each message sync-flushed.
+    struct Sender(Compress);
+    impl Sender {
+        fn new() -> Self {
+            Sender(Compress::new(Compression::default(), true))
+        }
+        fn message(&mut self, data: &[u8]) -> Vec<u8> {
+            let mut out = Vec::with_capacity(data.len() + 64);
+            let mut input = data;
+            loop {
+                out.reserve(4096);
+                let before = self.0.total_in();
+                self.0
+                    .compress_vec(input, &mut out, FlushCompress::Sync)
+                    .unwrap();
+                input = &input[(self.0.total_in() - before) as usize..];
+                if input.is_empty() && out.ends_with(&SUFFIX) {
+                    return out;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn messages_share_one_context_and_may_span_frames() {
+        let mut tx = Sender::new();
+        let mut rx = Inflater::new();
+        let a = br#"{"op":10,"d":{"heartbeat_interval":41250}}"#;
+        let big: Vec<u8> = (0..200_000u32)
+            .flat_map(|i| format!("{i},").into_bytes())
+            .collect();
+        let c = br#"{"op":11}"#;
+
+        assert_eq!(rx.push(&tx.message(a)).unwrap().unwrap(), a);
+        let frames = tx.message(&big);
+        let (first, rest) = frames.split_at(frames.len() / 3);
+        assert!(rx.push(first).unwrap().is_none());
+        let (mid, last) = rest.split_at(rest.len() - 2);
+        assert!(rx.push(mid).unwrap().is_none());
+        assert_eq!(rx.push(last).unwrap().unwrap(), &big[..]);
+        // The third message depends on the dictionary built by the first two.
+        assert_eq!(rx.push(&tx.message(c)).unwrap().unwrap(), c);
+        assert_eq!(rx.push(&tx.message(a)).unwrap().unwrap(), a);
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        let mut rx = Inflater::new();
+        let mut junk = vec![0x12, 0x34, 0x56, 0x78, 0x9a];
+        junk.extend_from_slice(&SUFFIX);
+        assert!(rx.push(&junk).is_err());
+    }
+}
