@@ -11,7 +11,7 @@ pub const DEFAULT_INTENTS: u64 =
     1 | 1 << 1 | 1 << 2 | 1 << 7 | 1 << 9 | 1 << 10 | 1 << 11 | 1 << 15;
 
 /// Every intent bit Discord defines (0-16, 20, 21, 24, 25); any other bit gets close code 4013.
-pub const KNOWN_INTENTS: u64 = (1 << 17) - 1 | 1 << 20 | 1 << 21 | 1 << 24 | 1 << 25;
+pub const KNOWN_INTENTS: u64 = ((1 << 17) - 1) | (1 << 20) | (1 << 21) | (1 << 24) | (1 << 25);
 
 /// A secret string: its `Debug` and `Display` never show the value.
 #[derive(Clone, PartialEq, Eq)]
