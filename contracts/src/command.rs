@@ -101,3 +101,15 @@ pub struct CommandAnswer {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<Box<RawValue>>,
 }
+
+/// Holder → edge: `POST /link/command-result`, the outcome of a command that was answered
+/// `queued`; the edge sends it as a `command.result` event to that user's streams.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandResultPost {
+    pub version: Version,
+    pub guild_id: Snowflake,
+    /// The JWT `sub` the command came from.
+    pub user: String,
+    pub event: crate::CommandResultEvent,
+}

@@ -23,7 +23,8 @@ pub mod validate;
 pub mod version;
 
 pub use command::{
-    AddReaction, Command, CommandAnswer, CommandStatus, HolderCommand, SendMessage, TypingStart,
+    AddReaction, Command, CommandAnswer, CommandResultPost, CommandStatus, HolderCommand,
+    SendMessage, TypingStart,
 };
 pub use error::{ErrorBody, ErrorCode, ErrorDetail, ValidationError};
 pub use ingest::{Envelope, GatewayState, Health, HolderGap, IngestAck, IngestBatch};

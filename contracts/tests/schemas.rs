@@ -161,6 +161,22 @@ fn rust_examples() -> Vec<(&'static str, Value)> {
             }),
         ),
         ("VoiceFlags", v(&flags)),
+        (
+            "CommandResultPost",
+            v(&CommandResultPost {
+                version: Version,
+                guild_id: sf(1),
+                user: "u".into(),
+                event: CommandResultEvent {
+                    version: Version,
+                    command_id: "c3".into(),
+                    status: CommandStatus::Sent,
+                    result: None,
+                    error: None,
+                    traceparent: None,
+                },
+            }),
+        ),
         ("SendMessage", v(&send_message())),
         (
             "SendMessage",
@@ -398,6 +414,7 @@ fn rust_round_trip(name: &str, value: &Value) -> Result<Value, String> {
         "VoiceFlags" => go::<VoiceFlags>(value),
         "Command" => checked::<Command>(value),
         "HolderCommand" => checked::<HolderCommand>(value),
+        "CommandResultPost" => go::<CommandResultPost>(value),
         other => Err(format!("no Rust type mapped for schema {other}")),
     }
 }
