@@ -54,6 +54,10 @@ pub struct SimConfig {
     pub nonce_window: Duration,
     /// `Retry-After` used by `Fault::RateLimitStorm`.
     pub storm_retry_after: Duration,
+    /// What a RESUME of a timed-out session (heartbeats stopped, or past `resume_window`) gets.
+    /// `false` (default, Discord's docs): op 9 Invalid Session `d: false`; the 4009 close is sent
+    /// when the session times out on a live connection. `true`: the RESUME is closed with 4009.
+    pub expired_resume_closes_4009: bool,
 }
 
 impl Default for SimConfig {
@@ -81,6 +85,7 @@ impl Default for SimConfig {
             rest: RestLimits::default(),
             nonce_window: Duration::from_secs(300),
             storm_retry_after: Duration::from_secs(1),
+            expired_resume_closes_4009: false,
         }
     }
 }
@@ -130,7 +135,7 @@ impl Default for RestLimits {
             message_send: RouteLimit::new(5, Duration::from_secs(5)),
             reaction_add: RouteLimit::new(1, Duration::from_millis(250)),
             typing: RouteLimit::new(5, Duration::from_secs(5)),
-            gateway_bot: RouteLimit::new(2, Duration::from_secs(5)),
+            gateway_bot: RouteLimit::new(10, Duration::from_secs(5)),
         }
     }
 }

@@ -244,7 +244,10 @@ impl GuildState {
                 }))
             })
             .collect();
-        let bot_joined = self.member(self.bot.id).map(|m| m.1).unwrap_or(self.created_us);
+        let bot_joined = self
+            .member(self.bot.id)
+            .map(|m| m.1)
+            .unwrap_or(self.created_us);
         json!({
             "id": self.id.to_string(),
             "name": self.name,

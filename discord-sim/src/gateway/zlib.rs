@@ -95,7 +95,10 @@ mod tests {
         let mut z = ZlibStream::new();
         let mut d = Decompress::new(true);
         for i in 0..50 {
-            let msg = format!("{{\"op\":0,\"s\":{i},\"d\":{{\"content\":\"{}\"}}}}", "x".repeat(i * 37));
+            let msg = format!(
+                "{{\"op\":0,\"s\":{i},\"d\":{{\"content\":\"{}\"}}}}",
+                "x".repeat(i * 37)
+            );
             let c = z.compress(msg.as_bytes());
             assert!(c.ends_with(&SUFFIX));
             assert_eq!(inflate(&mut d, &c), msg);
@@ -106,11 +109,14 @@ mod tests {
     fn large_message_compresses_completely() {
         let mut z = ZlibStream::new();
         let mut d = Decompress::new(true);
-        let msg: String = (0..200_000).map(|i| char::from(b'a' + (i * 7 % 26) as u8)).collect();
+        let msg: String = (0..200_000)
+            .map(|i| char::from(b'a' + (i * 7 % 26) as u8))
+            .collect();
         let c = z.compress(msg.as_bytes());
         assert!(c.ends_with(&SUFFIX));
         let mut out = Vec::with_capacity(msg.len() + 16);
-        d.decompress_vec(&c, &mut out, FlushDecompress::Sync).unwrap();
+        d.decompress_vec(&c, &mut out, FlushDecompress::Sync)
+            .unwrap();
         assert_eq!(out, msg.as_bytes());
     }
 

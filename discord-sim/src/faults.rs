@@ -1,0 +1,308 @@
+//! Fault injection: the ways Discord misbehaves (or tells a client to go away), on demand.
+//!
+//! Connection faults (op 7, op 9, close, TCP drop, op 1) hit every live connection at once;
+//! switches (stop ACKs, refuse RESUME, slow REST, token revoked) stay until switched off; a 429
+//! storm answers the next N REST calls with 429.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::gateway::close_codes::CloseCode;
+use crate::gateway::connection::{op_payload, Outbound};
+use crate::gateway::session::Ended;
+use crate::state::{lock, SimState, Storm};
+
+/// `X-RateLimit-Scope` of a 429.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateLimitScope {
+    /// Per-bot, per-route limit.
+    User,
+    /// Global per-bot limit (`X-RateLimit-Global: true`).
+    Global,
+    /// Shared resource limit (doesn't count as invalid request).
+    Shared,
+}
+
+impl RateLimitScope {
+    /// Header value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Global => "global",
+            Self::Shared => "shared",
+        }
+    }
+}
+
+/// A fault to inject. In the control API it is JSON tagged by `kind`:
+/// `{"kind":"reconnect"}`, `{"kind":"invalid_session","resumable":false}`,
+/// `{"kind":"close","code":4000}`, `{"kind":"drop_tcp"}`, `{"kind":"request_heartbeat"}`,
+/// `{"kind":"stop_acks","on":true}`, `{"kind":"refuse_resume","on":true}`,
+/// `{"kind":"slow_rest","delay_ms":500}`,
+/// `{"kind":"rate_limit_storm","count":3,"scope":"user","retry_after_ms":1000}` (the last field
+/// optional), `{"kind":"revoke_token","on":true}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "FaultJson", into = "FaultJson")]
+pub enum Fault {
+    /// Send op 7 Reconnect on every connection.
+    Reconnect,
+    /// Send op 9 Invalid Session; `resumable: false` also ends the sessions.
+    InvalidSession {
+        /// `d` of the op 9.
+        resumable: bool,
+    },
+    /// Close every connection with this code (codes that end sessions end them).
+    Close {
+        /// Close code.
+        code: u16,
+    },
+    /// Cut every connection without a close frame.
+    DropTcp,
+    /// Send op 1 (a server-requested heartbeat) on every connection.
+    RequestHeartbeat,
+    /// Stop (true) or resume (false) answering heartbeats with op 11.
+    StopAcks(bool),
+    /// Answer every RESUME with op 9 `false` (true), or resume normally again (false).
+    RefuseResume(bool),
+    /// Add this delay to every REST answer (zero turns it off).
+    SlowRest(Duration),
+    /// The next `count` REST calls get 429 with `scope` (`Retry-After`: config's
+    /// `storm_retry_after`).
+    RateLimitStorm {
+        /// Calls to refuse.
+        count: u32,
+        /// Scope reported.
+        scope: RateLimitScope,
+    },
+    /// Like `RateLimitStorm` with an explicit `Retry-After`.
+    RateLimitStormFor {
+        /// Calls to refuse.
+        count: u32,
+        /// Scope reported.
+        scope: RateLimitScope,
+        /// Retry-After.
+        retry_after: Duration,
+    },
+    /// Revoke (true) or restore (false) the bot token: REST 401, IDENTIFY/RESUME 4004.
+    RevokeToken(bool),
+}
+
+/// The JSON shape of [`Fault`] (every variant a struct, so the `kind` tag works).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum FaultJson {
+    Reconnect,
+    InvalidSession {
+        resumable: bool,
+    },
+    Close {
+        code: u16,
+    },
+    DropTcp,
+    RequestHeartbeat,
+    StopAcks {
+        on: bool,
+    },
+    RefuseResume {
+        on: bool,
+    },
+    SlowRest {
+        delay_ms: u64,
+    },
+    RateLimitStorm {
+        count: u32,
+        scope: RateLimitScope,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
+    },
+    RevokeToken {
+        on: bool,
+    },
+}
+
+impl From<FaultJson> for Fault {
+    fn from(f: FaultJson) -> Self {
+        match f {
+            FaultJson::Reconnect => Fault::Reconnect,
+            FaultJson::InvalidSession { resumable } => Fault::InvalidSession { resumable },
+            FaultJson::Close { code } => Fault::Close { code },
+            FaultJson::DropTcp => Fault::DropTcp,
+            FaultJson::RequestHeartbeat => Fault::RequestHeartbeat,
+            FaultJson::StopAcks { on } => Fault::StopAcks(on),
+            FaultJson::RefuseResume { on } => Fault::RefuseResume(on),
+            FaultJson::SlowRest { delay_ms } => Fault::SlowRest(Duration::from_millis(delay_ms)),
+            FaultJson::RateLimitStorm {
+                count,
+                scope,
+                retry_after_ms: None,
+            } => Fault::RateLimitStorm { count, scope },
+            FaultJson::RateLimitStorm {
+                count,
+                scope,
+                retry_after_ms: Some(ms),
+            } => Fault::RateLimitStormFor {
+                count,
+                scope,
+                retry_after: Duration::from_millis(ms),
+            },
+            FaultJson::RevokeToken { on } => Fault::RevokeToken(on),
+        }
+    }
+}
+
+impl From<Fault> for FaultJson {
+    fn from(f: Fault) -> Self {
+        match f {
+            Fault::Reconnect => FaultJson::Reconnect,
+            Fault::InvalidSession { resumable } => FaultJson::InvalidSession { resumable },
+            Fault::Close { code } => FaultJson::Close { code },
+            Fault::DropTcp => FaultJson::DropTcp,
+            Fault::RequestHeartbeat => FaultJson::RequestHeartbeat,
+            Fault::StopAcks(on) => FaultJson::StopAcks { on },
+            Fault::RefuseResume(on) => FaultJson::RefuseResume { on },
+            Fault::SlowRest(d) => FaultJson::SlowRest {
+                delay_ms: d.as_millis() as u64,
+            },
+            Fault::RateLimitStorm { count, scope } => FaultJson::RateLimitStorm {
+                count,
+                scope,
+                retry_after_ms: None,
+            },
+            Fault::RateLimitStormFor {
+                count,
+                scope,
+                retry_after,
+            } => FaultJson::RateLimitStorm {
+                count,
+                scope,
+                retry_after_ms: Some(retry_after.as_millis() as u64),
+            },
+            Fault::RevokeToken(on) => FaultJson::RevokeToken { on },
+        }
+    }
+}
+
+/// Applies a fault; returns how many connections it reached (0 for switches).
+pub fn apply(state: &SimState, fault: Fault) -> usize {
+    tracing::info!(?fault, "injecting fault");
+    let f = &state.faults;
+    match fault {
+        Fault::Reconnect => {
+            state.to_all_conns(|_| Some(Outbound::Raw(op_payload(7, &serde_json::Value::Null))))
+        }
+        Fault::RequestHeartbeat => {
+            state.to_all_conns(|_| Some(Outbound::Raw(op_payload(1, &serde_json::Value::Null))))
+        }
+        Fault::InvalidSession { resumable } => state.to_all_conns(|c| {
+            if !resumable {
+                if let Some(s) = c.session.as_deref().and_then(|id| state.session(id)) {
+                    lock(&s).end(Ended::Invalidated);
+                }
+            }
+            Some(Outbound::Raw(op_payload(9, &json!(resumable))))
+        }),
+        Fault::Close { code } => state.to_all_conns(|c| {
+            let code = CloseCode(code);
+            if !code.session_survives() {
+                if let Some(s) = c.session.as_deref().and_then(|id| state.session(id)) {
+                    let why = if code == CloseCode::SESSION_TIMED_OUT {
+                        Ended::TimedOut
+                    } else {
+                        Ended::Invalidated
+                    };
+                    lock(&s).end(why);
+                }
+            }
+            Some(Outbound::Close(code.0))
+        }),
+        Fault::DropTcp => state.to_all_conns(|_| Some(Outbound::Drop)),
+        Fault::StopAcks(on) => {
+            f.stop_acks.store(on, Ordering::Relaxed);
+            0
+        }
+        Fault::RefuseResume(on) => {
+            f.refuse_resume.store(on, Ordering::Relaxed);
+            0
+        }
+        Fault::SlowRest(d) => {
+            f.slow_rest_us
+                .store(d.as_micros() as u64, Ordering::Relaxed);
+            0
+        }
+        Fault::RateLimitStorm { count, scope } => {
+            *lock(&f.storm) = Some(Storm {
+                remaining: count,
+                scope,
+                retry_after: state.config.storm_retry_after,
+            });
+            0
+        }
+        Fault::RateLimitStormFor {
+            count,
+            scope,
+            retry_after,
+        } => {
+            *lock(&f.storm) = Some(Storm {
+                remaining: count,
+                scope,
+                retry_after,
+            });
+            0
+        }
+        Fault::RevokeToken(on) => {
+            f.token_revoked.store(on, Ordering::Relaxed);
+            0
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_have_readable_json() {
+        let cases = [
+            (
+                r#"{"kind":"close","code":4000}"#,
+                Fault::Close { code: 4000 },
+            ),
+            (
+                r#"{"kind":"invalid_session","resumable":false}"#,
+                Fault::InvalidSession { resumable: false },
+            ),
+            (r#"{"kind":"stop_acks","on":true}"#, Fault::StopAcks(true)),
+            (
+                r#"{"kind":"slow_rest","delay_ms":250}"#,
+                Fault::SlowRest(Duration::from_millis(250)),
+            ),
+            (
+                r#"{"kind":"rate_limit_storm","count":3,"scope":"global"}"#,
+                Fault::RateLimitStorm {
+                    count: 3,
+                    scope: RateLimitScope::Global,
+                },
+            ),
+            (
+                r#"{"kind":"rate_limit_storm","count":2,"scope":"user","retry_after_ms":1500}"#,
+                Fault::RateLimitStormFor {
+                    count: 2,
+                    scope: RateLimitScope::User,
+                    retry_after: Duration::from_millis(1500),
+                },
+            ),
+            (r#"{"kind":"drop_tcp"}"#, Fault::DropTcp),
+        ];
+        for (json, fault) in cases {
+            let parsed: Fault = serde_json::from_str(json).unwrap();
+            assert_eq!(parsed, fault);
+            let back: Fault =
+                serde_json::from_value(serde_json::to_value(&fault).unwrap()).unwrap();
+            assert_eq!(back, fault);
+        }
+    }
+}

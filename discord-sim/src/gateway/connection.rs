@@ -1,0 +1,684 @@
+//! One gateway websocket connection: HELLO, then reading client payloads (heartbeat, IDENTIFY,
+//! RESUME, …) and writing frames (dispatches, ACKs, op 7/9, close) in one task, so the order of
+//! everything on the wire is the order it was decided in.
+//!
+//! Every rule that ends a connection with a close code lives here (4001-4014) except the
+//! heartbeat deadline, which is also here: a connection that stops heartbeating is closed with
+//! 4009 and its session expires.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures::stream::{SplitSink, SplitStream};
+use futures::{SinkExt, StreamExt};
+use rand::Rng;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio::time::{sleep_until, timeout, Instant};
+
+use crate::clock::unix_micros;
+use crate::records::{ConnectionRecord, GatewayRecord, SimNotice};
+use crate::state::{lock, LiveConn, SimState};
+
+use super::close_codes::CloseCode;
+use super::intents::{self, IntentsError};
+use super::limits::{SendLimiter, MAX_PAYLOAD_BYTES};
+use super::session::{ConnLink, DispatchEntry, Ended, ResumeError, Session};
+use super::zlib::{self, ZlibStream};
+
+/// What a connection task can be told to do.
+#[derive(Debug)]
+pub enum Outbound {
+    /// Write a dispatch.
+    Dispatch(Arc<DispatchEntry>),
+    /// Write a non-dispatch payload (op 1, 7, 9).
+    Raw(String),
+    /// Send a close frame with this code and end.
+    Close(u16),
+    /// End without a close frame (abrupt TCP drop).
+    Drop,
+}
+
+/// How the client connected.
+#[derive(Debug, Clone)]
+pub struct ConnParams {
+    /// Request path.
+    pub path: String,
+    /// Query string.
+    pub query: Option<String>,
+    /// `compress=zlib-stream`.
+    pub zlib: bool,
+    /// `v` was given and isn't 10: close 4012 after HELLO.
+    pub bad_version: bool,
+}
+
+/// A payload that isn't a dispatch, in Discord's field order.
+pub fn op_payload(op: u8, d: &Value) -> String {
+    format!("{{\"t\":null,\"s\":null,\"op\":{op},\"d\":{d}}}")
+}
+
+/// Discord's `_trace` value.
+fn trace() -> Value {
+    json!(["[\"gateway-prd-sim-1\",{\"micros\":0}]"])
+}
+
+struct End {
+    code: Option<u16>,
+    by_client: bool,
+}
+
+enum Flow {
+    Continue,
+    Close(CloseCode),
+}
+
+struct Conn {
+    state: Arc<SimState>,
+    conn_id: u64,
+    tx: mpsc::UnboundedSender<Outbound>,
+    sink: SplitSink<WebSocket, Message>,
+    stream: SplitStream<WebSocket>,
+    zlib: Option<ZlibStream>,
+    split: bool,
+    session: Option<Arc<Mutex<Session>>>,
+    session_id: Option<Arc<str>>,
+    limiter: SendLimiter,
+    deadline: Instant,
+}
+
+/// Serves one upgraded gateway connection until it ends.
+pub async fn serve(state: Arc<SimState>, socket: WebSocket, params: ConnParams) {
+    let conn_id = state.next_conn.fetch_add(1, Ordering::Relaxed) + 1;
+    let (tx, rx) = mpsc::unbounded_channel();
+    lock(&state.conns).insert(
+        conn_id,
+        LiveConn {
+            tx: tx.clone(),
+            session: None,
+        },
+    );
+    state.records.connection_opened(ConnectionRecord {
+        conn_id,
+        path: params.path.clone(),
+        query: params.query.clone(),
+        zlib: params.zlib,
+        opened_us: unix_micros(),
+        closed_us: None,
+        close_code: None,
+        closed_by_client: false,
+        session_id: None,
+    });
+    tracing::debug!(conn_id, path = %params.path, zlib = params.zlib, "gateway connection");
+    let (sink, stream) = socket.split();
+    let mut conn = Conn {
+        conn_id,
+        tx,
+        sink,
+        stream,
+        zlib: params.zlib.then(ZlibStream::new),
+        split: state.config.split_zlib_frames,
+        session: None,
+        session_id: None,
+        limiter: SendLimiter::new(state.config.gateway_send_limit),
+        deadline: Instant::now() + state.config.heartbeat_timeout(),
+        state,
+    };
+    let mut rx = rx;
+    let end = conn.run(&mut rx, params.bad_version).await;
+    // Whatever was still queued stays in the session backlog; only the flow-control count drops.
+    rx.close();
+    while let Ok(out) = rx.try_recv() {
+        if matches!(out, Outbound::Dispatch(_)) {
+            conn.state.queued.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+    conn.finish(end);
+}
+
+impl Conn {
+    async fn run(&mut self, rx: &mut mpsc::UnboundedReceiver<Outbound>, bad_version: bool) -> End {
+        let hello = op_payload(
+            10,
+            &json!({
+                "heartbeat_interval": self.state.config.heartbeat_interval.as_millis() as u64,
+                "_trace": trace(),
+            }),
+        );
+        if self.write_now(hello).await.is_err() {
+            return End {
+                code: None,
+                by_client: true,
+            };
+        }
+        if bad_version {
+            return self.close(CloseCode::INVALID_API_VERSION).await;
+        }
+        let mut shutdown = self.state.shutdown.subscribe();
+        loop {
+            let deadline = self.deadline;
+            tokio::select! {
+                _ = crate::state::stopped(&mut shutdown) => {
+                    return End { code: None, by_client: false };
+                }
+                out = rx.recv() => {
+                    let Some(first) = out else {
+                        return End { code: None, by_client: false };
+                    };
+                    if let Some(end) = self.write_batch(first, rx).await {
+                        return end;
+                    }
+                }
+                msg = self.stream.next() => {
+                    let bytes = match msg {
+                        None | Some(Err(_)) => return End { code: None, by_client: true },
+                        Some(Ok(Message::Close(frame))) => {
+                            let code = frame.map(|f| f.code);
+                            if matches!(code, Some(1000 | 1001)) {
+                                // Closing with 1000/1001 ends the session (Discord's docs).
+                                if let Some(s) = &self.session {
+                                    lock(s).end(Ended::Invalidated);
+                                }
+                            }
+                            let _ = timeout(Duration::from_millis(500), self.sink.close()).await;
+                            return End { code, by_client: true };
+                        }
+                        Some(Ok(Message::Text(t))) => Bytes::from(t),
+                        Some(Ok(Message::Binary(b))) => b,
+                        Some(Ok(_)) => continue,
+                    };
+                    match self.on_payload(&bytes).await {
+                        Ok(Flow::Continue) => {}
+                        Ok(Flow::Close(code)) => return self.close(code).await,
+                        Err(()) => return End { code: None, by_client: true },
+                    }
+                }
+                _ = sleep_until(deadline) => {
+                    tracing::debug!(conn_id = self.conn_id, "heartbeat deadline passed");
+                    if let Some(s) = &self.session {
+                        lock(s).end(Ended::TimedOut);
+                    }
+                    return self.close(CloseCode::SESSION_TIMED_OUT).await;
+                }
+            }
+        }
+    }
+
+    /// Writes `first` and whatever else is queued (bounded), then flushes once.
+    async fn write_batch(
+        &mut self,
+        first: Outbound,
+        rx: &mut mpsc::UnboundedReceiver<Outbound>,
+    ) -> Option<End> {
+        let mut next = Some(first);
+        let mut written = 0;
+        while let Some(out) = next.take() {
+            let res = match out {
+                Outbound::Dispatch(e) => {
+                    self.state.queued.fetch_sub(1, Ordering::Relaxed);
+                    let frame = e.stamp().frame.clone();
+                    self.feed(frame).await
+                }
+                Outbound::Raw(s) => self.feed(Utf8Bytes::from(s)).await,
+                Outbound::Close(code) => {
+                    let _ = self.sink.flush().await;
+                    return Some(self.close(CloseCode(code)).await);
+                }
+                Outbound::Drop => {
+                    return Some(End {
+                        code: None,
+                        by_client: false,
+                    })
+                }
+            };
+            if res.is_err() {
+                return Some(End {
+                    code: None,
+                    by_client: true,
+                });
+            }
+            written += 1;
+            if written < 512 {
+                next = rx.try_recv().ok();
+            }
+        }
+        if self.sink.flush().await.is_err() {
+            return Some(End {
+                code: None,
+                by_client: true,
+            });
+        }
+        None
+    }
+
+    /// Queues one text payload on the socket, compressed if negotiated.
+    async fn feed(&mut self, text: Utf8Bytes) -> Result<(), axum::Error> {
+        match &mut self.zlib {
+            Some(z) => {
+                let c = z.compress(text.as_str().as_bytes());
+                if self.split {
+                    for part in zlib::split(c) {
+                        self.sink.feed(Message::Binary(Bytes::from(part))).await?;
+                    }
+                    Ok(())
+                } else {
+                    self.sink.feed(Message::Binary(Bytes::from(c))).await
+                }
+            }
+            None => self.sink.feed(Message::Text(text)).await,
+        }
+    }
+
+    async fn write_now(&mut self, text: String) -> Result<(), axum::Error> {
+        self.feed(Utf8Bytes::from(text)).await?;
+        self.sink.flush().await
+    }
+
+    /// Sends a close frame, waits briefly for the client's answer, and ends.
+    async fn close(&mut self, code: CloseCode) -> End {
+        tracing::debug!(conn_id = self.conn_id, code = code.0, "closing");
+        let frame = CloseFrame {
+            code: code.0,
+            reason: Utf8Bytes::from_static(code.reason()),
+        };
+        let _ = self.sink.send(Message::Close(Some(frame))).await;
+        self.state.records.count(|s| {
+            s.closes_sent += 1;
+            s.last_close_code = Some(code.0);
+        });
+        if !code.session_survives() {
+            if let Some(s) = &self.session {
+                let why = if code == CloseCode::SESSION_TIMED_OUT {
+                    Ended::TimedOut
+                } else {
+                    Ended::Invalidated
+                };
+                lock(s).end(why);
+            }
+        }
+        let _ = timeout(Duration::from_secs(1), async {
+            while let Some(Ok(m)) = self.stream.next().await {
+                if matches!(m, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
+        End {
+            code: Some(code.0),
+            by_client: false,
+        }
+    }
+
+    fn finish(self, end: End) {
+        lock(&self.state.conns).remove(&self.conn_id);
+        if let Some(s) = &self.session {
+            lock(s).detach(self.conn_id);
+        }
+        let records = &self.state.records;
+        records.connection_update(self.conn_id, |r| {
+            r.closed_us = Some(unix_micros());
+            r.close_code = end.code;
+            r.closed_by_client = end.by_client;
+        });
+        records.count(|s| s.connections_live = s.connections_live.saturating_sub(1));
+        records.notice(SimNotice::Closed {
+            conn_id: self.conn_id,
+            code: end.code,
+            by_client: end.by_client,
+        });
+        tracing::debug!(conn_id = self.conn_id, code = ?end.code, by_client = end.by_client, "gateway connection ended");
+    }
+
+    /// Handles one client payload.
+    async fn on_payload(&mut self, bytes: &[u8]) -> Result<Flow, ()> {
+        let now = Instant::now();
+        let parsed: Option<Value> = serde_json::from_slice(bytes).ok();
+        let op = parsed
+            .as_ref()
+            .and_then(|v| v.get("op"))
+            .and_then(Value::as_u64);
+        self.state.records.gateway(GatewayRecord {
+            conn_id: self.conn_id,
+            session_id: self.session_id.as_deref().map(str::to_owned),
+            at_us: unix_micros(),
+            op,
+            payload: String::from_utf8_lossy(bytes).into_owned(),
+        });
+        if bytes.len() > MAX_PAYLOAD_BYTES {
+            return Ok(Flow::Close(CloseCode::DECODE_ERROR));
+        }
+        if !self.limiter.allow(now.into_std()) {
+            return Ok(Flow::Close(CloseCode::RATE_LIMITED));
+        }
+        let Some(payload) = parsed.filter(Value::is_object) else {
+            return Ok(Flow::Close(CloseCode::DECODE_ERROR));
+        };
+        let Some(op) = op else {
+            return Ok(Flow::Close(CloseCode::DECODE_ERROR));
+        };
+        let d = payload.get("d").cloned().unwrap_or(Value::Null);
+        match op {
+            1 => {
+                self.deadline = now + self.state.config.heartbeat_timeout();
+                self.state.records.count(|s| s.heartbeats += 1);
+                if !self.state.faults.stop_acks.load(Ordering::Relaxed) {
+                    self.write_now(op_payload(11, &Value::Null))
+                        .await
+                        .map_err(|_| ())?;
+                }
+                Ok(Flow::Continue)
+            }
+            2 => Ok(self.identify(&d)),
+            6 => self.resume(&d).await,
+            3 | 4 | 8 => {
+                if self.session.is_none() {
+                    Ok(Flow::Close(CloseCode::NOT_AUTHENTICATED))
+                } else if op == 8 {
+                    Ok(self.request_guild_members(&d))
+                } else {
+                    Ok(Flow::Continue)
+                }
+            }
+            _ => Ok(Flow::Close(CloseCode::UNKNOWN_OPCODE)),
+        }
+    }
+
+    fn link(&self) -> ConnLink {
+        ConnLink {
+            conn_id: self.conn_id,
+            tx: self.tx.clone(),
+            queued: self.state.queued.clone(),
+        }
+    }
+
+    fn check_token(&self, d: &Value) -> bool {
+        let token = d.get("token").and_then(Value::as_str).unwrap_or("");
+        let token = token.strip_prefix("Bot ").unwrap_or(token);
+        self.state.token_ok(token)
+    }
+
+    fn set_session(&mut self, session: Arc<Mutex<Session>>, id: Arc<str>) {
+        if let Some(c) = lock(&self.state.conns).get_mut(&self.conn_id) {
+            c.session = Some(id.clone());
+        }
+        let sid = id.to_string();
+        self.state
+            .records
+            .connection_update(self.conn_id, |r| r.session_id = Some(sid));
+        self.session = Some(session);
+        self.session_id = Some(id);
+    }
+
+    /// Whether this connection serves a session that is still alive (a second IDENTIFY or RESUME
+    /// is then 4005; after op 9 `false` the client may IDENTIFY again on the same connection).
+    fn authenticated(&self) -> bool {
+        self.session
+            .as_ref()
+            .is_some_and(|s| lock(s).ended.is_none())
+    }
+
+    fn identify(&mut self, d: &Value) -> Flow {
+        if self.authenticated() {
+            return Flow::Close(CloseCode::ALREADY_AUTHENTICATED);
+        }
+        if !d.is_object() {
+            return Flow::Close(CloseCode::DECODE_ERROR);
+        }
+        if !self.check_token(d) {
+            return Flow::Close(CloseCode::AUTHENTICATION_FAILED);
+        }
+        if !d.get("properties").is_some_and(Value::is_object) {
+            return Flow::Close(CloseCode::DECODE_ERROR);
+        }
+        let Some(wanted) = d.get("intents").and_then(Value::as_u64) else {
+            return Flow::Close(CloseCode::INVALID_INTENTS);
+        };
+        match intents::check(wanted, self.state.config.privileged_intents_allowed) {
+            Ok(()) => {}
+            Err(IntentsError::Invalid) => return Flow::Close(CloseCode::INVALID_INTENTS),
+            Err(IntentsError::Disallowed) => return Flow::Close(CloseCode::DISALLOWED_INTENTS),
+        }
+        let shard = match d.get("shard") {
+            None | Some(Value::Null) => [0, 1],
+            Some(Value::Array(a)) if a.len() == 2 => match (a[0].as_u64(), a[1].as_u64()) {
+                (Some(id), Some(n)) if n >= 1 && id < n => [id, n],
+                _ => return Flow::Close(CloseCode::INVALID_SHARD),
+            },
+            Some(_) => return Flow::Close(CloseCode::INVALID_SHARD),
+        };
+        let used = self
+            .state
+            .session_starts_used
+            .fetch_add(1, Ordering::Relaxed);
+        if used >= self.state.config.session_start_total {
+            // Out of session starts: Discord resets the token.
+            return Flow::Close(CloseCode::AUTHENTICATION_FAILED);
+        }
+
+        let session_id: Arc<str> = {
+            let mut rng = rand::thread_rng();
+            (0..32)
+                .map(|_| char::from_digit(rng.gen_range(0..16), 16).unwrap_or('0'))
+                .collect::<String>()
+                .into()
+        };
+        let guild_lock = lock(&self.state.guild);
+        let owns_guild = (guild_lock.id >> 22) % shard[1] == shard[0];
+        let mut session = Session::new(
+            session_id.clone(),
+            wanted,
+            shard,
+            owns_guild,
+            self.state.config.max_backlog,
+        );
+        session.conn = Some(self.link());
+        let cfg = &self.state.config;
+        let mut ready = json!({
+            "v": 10,
+            "user": crate::payloads::current_user(&cfg.bot_user),
+            "guilds": if owns_guild { json!([{"id": guild_lock.id.to_string(), "unavailable": true}]) } else { json!([]) },
+            "session_id": &*session_id,
+            "session_type": "normal",
+            "resume_gateway_url": self.state.resume_url(),
+            "application": {"id": cfg.application_id.to_string(), "flags": 0},
+            "private_channels": [],
+            "relationships": [],
+            "presences": [],
+            "guild_join_requests": [],
+            "user_settings": {},
+            "geo_ordered_rtc_regions": ["sim-local"],
+            "_trace": trace(),
+        });
+        if d.get("shard").is_some_and(|s| !s.is_null()) {
+            ready["shard"] = json!(shard);
+        }
+        let mut entries = vec![session.push("READY", ready.to_string())];
+        if owns_guild {
+            let mut guild = guild_lock.guild_create();
+            if wanted & intents::GUILD_MEMBERS == 0 {
+                // Without GUILD_MEMBERS only the bot and members in voice are sent.
+                let in_voice: Vec<String> = guild_lock
+                    .voice_states()
+                    .map(|(u, _)| u.to_string())
+                    .collect();
+                let bot = cfg.bot_user.id.to_string();
+                if let Some(Value::Array(ms)) = guild.get_mut("members") {
+                    ms.retain(|m| {
+                        let id = m["user"]["id"].as_str().unwrap_or("");
+                        id == bot || in_voice.iter().any(|v| v == id)
+                    });
+                }
+            }
+            if wanted & intents::GUILD_VOICE_STATES == 0 {
+                guild["voice_states"] = json!([]);
+            }
+            entries.push(session.push("GUILD_CREATE", guild.to_string()));
+        }
+        let session = Arc::new(Mutex::new(session));
+        lock(&self.state.sessions).insert(session_id.clone(), session.clone());
+        drop(guild_lock);
+        for e in entries {
+            self.state.records.emitted(e);
+        }
+        self.state.records.count(|s| {
+            s.identifies += 1;
+            s.emitted += if owns_guild { 2 } else { 1 };
+        });
+        self.set_session(session, session_id.clone());
+        self.state.records.notice(SimNotice::Identified {
+            conn_id: self.conn_id,
+            session_id: session_id.to_string(),
+        });
+        Flow::Continue
+    }
+
+    /// Op 8: answers with one GUILD_MEMBERS_CHUNK (members whose username starts with `query`,
+    /// or those in `user_ids`). Listing all members needs the GUILD_MEMBERS intent.
+    fn request_guild_members(&mut self, d: &Value) -> Flow {
+        let Some(session) = self.session.clone() else {
+            return Flow::Close(CloseCode::NOT_AUTHENTICATED);
+        };
+        let guild = lock(&self.state.guild);
+        if d.get("guild_id").and_then(Value::as_str) != Some(guild.id.to_string().as_str()) {
+            return Flow::Continue;
+        }
+        let intents = lock(&session).intents;
+        let query = d.get("query").and_then(Value::as_str);
+        let user_ids: Option<Vec<String>> = match d.get("user_ids") {
+            Some(Value::Array(a)) => Some(
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect(),
+            ),
+            Some(Value::String(s)) => Some(vec![s.clone()]),
+            _ => None,
+        };
+        if query.is_none() && user_ids.is_none() {
+            return Flow::Close(CloseCode::DECODE_ERROR);
+        }
+        if query == Some("") && intents & intents::GUILD_MEMBERS == 0 {
+            // Discord: requesting the whole member list without the intent is refused.
+            return Flow::Close(CloseCode::DISALLOWED_INTENTS);
+        }
+        let limit = d.get("limit").and_then(Value::as_u64).unwrap_or(0);
+        let limit = if limit == 0 {
+            usize::MAX
+        } else {
+            limit as usize
+        };
+        let members: Vec<Value> = guild
+            .members()
+            .iter()
+            .filter(|(u, _)| match (&user_ids, query) {
+                (Some(ids), _) => ids.iter().any(|id| *id == u.id.to_string()),
+                (None, Some(q)) => u.username.starts_with(q),
+                (None, None) => false,
+            })
+            .take(limit)
+            .map(|(u, j)| crate::payloads::member(u, *j, true))
+            .collect();
+        let mut chunk = json!({
+            "guild_id": guild.id.to_string(),
+            "members": members,
+            "chunk_index": 0,
+            "chunk_count": 1,
+        });
+        if let Some(nonce) = d.get("nonce") {
+            chunk["nonce"] = nonce.clone();
+        }
+        let entry = lock(&session).push("GUILD_MEMBERS_CHUNK", chunk.to_string());
+        drop(guild);
+        self.state.records.emitted(entry);
+        self.state.records.count(|s| s.emitted += 1);
+        Flow::Continue
+    }
+
+    async fn invalid_session(&mut self) -> Result<Flow, ()> {
+        self.state.records.count(|s| s.resumes_refused += 1);
+        self.write_now(op_payload(9, &json!(false)))
+            .await
+            .map_err(|_| ())?;
+        Ok(Flow::Continue)
+    }
+
+    async fn resume(&mut self, d: &Value) -> Result<Flow, ()> {
+        if self.authenticated() {
+            return Ok(Flow::Close(CloseCode::ALREADY_AUTHENTICATED));
+        }
+        if !d.is_object() {
+            return Ok(Flow::Close(CloseCode::DECODE_ERROR));
+        }
+        if !self.check_token(d) {
+            return Ok(Flow::Close(CloseCode::AUTHENTICATION_FAILED));
+        }
+        let Some(session_id) = d.get("session_id").and_then(Value::as_str) else {
+            return Ok(Flow::Close(CloseCode::DECODE_ERROR));
+        };
+        let seq = match d.get("seq") {
+            Some(Value::Null) | None => 0,
+            Some(v) => match v.as_u64() {
+                Some(s) => s,
+                None => return Ok(Flow::Close(CloseCode::DECODE_ERROR)),
+            },
+        };
+        let Some(session) = self.state.session(session_id) else {
+            return self.invalid_session().await;
+        };
+        if self.state.faults.refuse_resume.load(Ordering::Relaxed) {
+            lock(&session).end(Ended::Invalidated);
+            return self.invalid_session().await;
+        }
+        let link = self.link();
+        let result = {
+            let _order = lock(&self.state.guild);
+            let mut s = lock(&session);
+            match s.resume(seq, link, self.state.config.resume_window) {
+                Ok((replayed, previous)) => {
+                    let resumed = s.push("RESUMED", json!({"_trace": trace()}).to_string());
+                    Ok((replayed, previous, resumed))
+                }
+                Err(e) => {
+                    if e == ResumeError::BadSeq {
+                        s.end(Ended::Invalidated);
+                    }
+                    Err(e)
+                }
+            }
+        };
+        match result {
+            Ok((replayed, previous, resumed)) => {
+                if let Some(prev) = previous.filter(|p| p.conn_id != self.conn_id) {
+                    // The old connection (a zombie) is cut off.
+                    let _ = prev.tx.send(Outbound::Drop);
+                }
+                self.state.records.emitted(resumed);
+                self.state.records.count(|s| {
+                    s.resumes += 1;
+                    s.emitted += 1;
+                });
+                let id: Arc<str> = session_id.into();
+                self.set_session(session, id.clone());
+                self.state.records.notice(SimNotice::Resumed {
+                    conn_id: self.conn_id,
+                    session_id: id.to_string(),
+                    replayed,
+                });
+                Ok(Flow::Continue)
+            }
+            Err(ResumeError::Invalid) => self.invalid_session().await,
+            Err(ResumeError::TimedOut) if self.state.config.expired_resume_closes_4009 => {
+                self.state.records.count(|s| s.resumes_refused += 1);
+                Ok(Flow::Close(CloseCode::SESSION_TIMED_OUT))
+            }
+            // Discord's docs: a session that can't be resumed gets op 9 `false`.
+            Err(ResumeError::TimedOut) => self.invalid_session().await,
+            Err(ResumeError::BadSeq) => {
+                self.state.records.count(|s| s.resumes_refused += 1);
+                Ok(Flow::Close(CloseCode::INVALID_SEQ))
+            }
+        }
+    }
+}

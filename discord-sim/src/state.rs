@@ -1,0 +1,228 @@
+//! The state every part of the simulator shares: configuration, the guild, sessions, live
+//! connections, fault switches, REST limiter and records. Emission lives here because it touches
+//! all of them: one lock (the guild's) orders every event, so every session sees events in the
+//! same order and with consistent guild state.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::sync::{mpsc, watch};
+
+use crate::clock::Snowflakes;
+use crate::config::SimConfig;
+use crate::events::{Resolved, SimEvent};
+use crate::faults::RateLimitScope;
+use crate::gateway::connection::Outbound;
+use crate::gateway::session::{DispatchEntry, Session};
+use crate::guild::GuildState;
+use crate::records::Records;
+use crate::rest::ratelimit::RateLimiter;
+
+/// Locks a std mutex, ignoring poisoning (a panicked holder leaves consistent-enough data for a
+/// simulator, and bad input must never take the whole sim down).
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A live gateway connection, as faults see it.
+#[derive(Debug, Clone)]
+pub struct LiveConn {
+    /// Where to send frames and commands.
+    pub tx: mpsc::UnboundedSender<Outbound>,
+    /// Its session, once identified or resumed.
+    pub session: Option<Arc<str>>,
+}
+
+/// A pending 429 storm.
+#[derive(Debug, Clone, Copy)]
+pub struct Storm {
+    /// Calls still to refuse.
+    pub remaining: u32,
+    /// Scope reported.
+    pub scope: RateLimitScope,
+    /// `Retry-After`.
+    pub retry_after: Duration,
+}
+
+/// Fault switches that stay on until turned off.
+#[derive(Debug, Default)]
+pub struct FaultFlags {
+    /// Don't answer heartbeats.
+    pub stop_acks: AtomicBool,
+    /// Answer every RESUME with op 9 `false`.
+    pub refuse_resume: AtomicBool,
+    /// Delay added to every REST answer, micros.
+    pub slow_rest_us: AtomicU64,
+    /// The token was revoked: REST 401, IDENTIFY/RESUME 4004.
+    pub token_revoked: AtomicBool,
+    /// 429 storm.
+    pub storm: Mutex<Option<Storm>>,
+}
+
+/// Shared simulator state.
+#[derive(Debug)]
+pub struct SimState {
+    /// Configuration.
+    pub config: SimConfig,
+    /// Bound address.
+    pub addr: SocketAddr,
+    /// The guild; its lock also orders emission.
+    pub guild: Mutex<GuildState>,
+    /// Snowflake generator.
+    pub ids: Snowflakes,
+    /// Sessions by id (ended ones stay, so a late RESUME gets the right answer).
+    pub sessions: Mutex<HashMap<Arc<str>, Arc<Mutex<Session>>>>,
+    /// Live connections by id.
+    pub conns: Mutex<HashMap<u64, LiveConn>>,
+    /// Last connection id handed out.
+    pub next_conn: AtomicU64,
+    /// Records and counters.
+    pub records: Records,
+    /// Fault switches.
+    pub faults: FaultFlags,
+    /// Session starts used.
+    pub session_starts_used: AtomicU32,
+    /// When the session-start budget was last reset.
+    pub session_starts_since: Instant,
+    /// REST rate limiter.
+    pub ratelimit: RateLimiter,
+    /// `(channel, nonce)` → (when, message JSON) for `enforce_nonce`.
+    pub nonces: Mutex<HashMap<(u64, String), (Instant, Value)>>,
+    /// Flipped to `true` on shutdown.
+    pub shutdown: watch::Sender<bool>,
+    /// Dispatches handed to connections but not yet written.
+    pub queued: Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl SimState {
+    /// Fresh state for a sim bound at `addr`.
+    pub fn new(config: SimConfig, addr: SocketAddr) -> Self {
+        let guild = GuildState::new(&config.guild, &config.bot_user);
+        let records = Records::new(config.record_limit);
+        let ratelimit = RateLimiter::new(config.rest.clone());
+        Self {
+            config,
+            addr,
+            guild: Mutex::new(guild),
+            ids: Snowflakes::default(),
+            sessions: Mutex::default(),
+            conns: Mutex::default(),
+            next_conn: AtomicU64::new(0),
+            records,
+            faults: FaultFlags::default(),
+            session_starts_used: AtomicU32::new(0),
+            session_starts_since: Instant::now(),
+            ratelimit,
+            nonces: Mutex::default(),
+            shutdown: watch::Sender::new(false),
+            queued: Arc::default(),
+        }
+    }
+
+    /// `ws://ADDR` (what `GET /gateway/bot` returns).
+    pub fn gateway_url(&self) -> String {
+        format!("ws://{}", self.addr)
+    }
+
+    /// READY's `resume_gateway_url`: the same server under `/resume`, so tests can tell it was
+    /// used.
+    pub fn resume_url(&self) -> String {
+        format!("ws://{}/resume", self.addr)
+    }
+
+    /// Whether `token` (without any `Bot ` prefix) is the accepted bot token right now.
+    pub fn token_ok(&self, token: &str) -> bool {
+        !self.faults.token_revoked.load(Ordering::Relaxed) && token == self.config.token
+    }
+
+    /// Session starts left.
+    pub fn session_starts_remaining(&self) -> u32 {
+        self.config
+            .session_start_total
+            .saturating_sub(self.session_starts_used.load(Ordering::Relaxed))
+    }
+
+    /// Sessions that still get dispatches.
+    fn alive_sessions(&self) -> Vec<Arc<Mutex<Session>>> {
+        lock(&self.sessions)
+            .values()
+            .filter(|s| lock(s).ended.is_none())
+            .cloned()
+            .collect()
+    }
+
+    /// Resolves and emits an event.
+    pub fn emit(&self, event: SimEvent) -> (Resolved, Vec<Arc<DispatchEntry>>) {
+        self.emit_with(|guild, ids| Ok::<_, ()>((event.resolve(guild, ids), ())))
+            .map(|(r, entries, ())| (r, entries))
+            .unwrap_or_else(|()| unreachable!("event resolution is infallible"))
+    }
+
+    /// Runs `f` under the emission lock and sends the dispatch it returns to every session that
+    /// wants it. `f` may refuse (REST validation against the guild), then nothing is emitted.
+    pub fn emit_with<R, E>(
+        &self,
+        f: impl FnOnce(&mut GuildState, &Snowflakes) -> Result<(Resolved, R), E>,
+    ) -> Result<(Resolved, Vec<Arc<DispatchEntry>>, R), E> {
+        let mut guild = lock(&self.guild);
+        let (resolved, extra) = f(&mut guild, &self.ids)?;
+        let entries = self.fan_out(&resolved);
+        drop(guild);
+        Ok((resolved, entries, extra))
+    }
+
+    /// Sends a resolved dispatch to every session that wants it; call with the guild lock held.
+    fn fan_out(&self, r: &Resolved) -> Vec<Arc<DispatchEntry>> {
+        let sessions = self.alive_sessions();
+        let mut full: Option<String> = None;
+        let mut stripped: Option<String> = None;
+        let mut out = Vec::with_capacity(sessions.len());
+        for s in sessions {
+            let mut s = lock(&s);
+            if !s.is_alive(self.config.resume_window) || !s.wants(r.intent) {
+                continue;
+            }
+            let strip = r.has_content && s.intents & crate::gateway::intents::MESSAGE_CONTENT == 0;
+            let d = if strip {
+                stripped
+                    .get_or_insert_with(|| r.without_content().to_string())
+                    .clone()
+            } else {
+                full.get_or_insert_with(|| r.d.to_string()).clone()
+            };
+            let entry = s.push(&r.t, d);
+            drop(s);
+            self.records.emitted(entry.clone());
+            out.push(entry);
+        }
+        if !out.is_empty() {
+            let n = out.len() as u64;
+            self.records.count(|st| st.emitted += n);
+        }
+        out
+    }
+
+    /// Sends a command to every live connection; returns how many got it.
+    pub fn to_all_conns(&self, f: impl Fn(&LiveConn) -> Option<Outbound>) -> usize {
+        let conns: Vec<LiveConn> = lock(&self.conns).values().cloned().collect();
+        conns
+            .iter()
+            .filter_map(|c| f(c).map(|o| c.tx.send(o).is_ok()))
+            .filter(|ok| *ok)
+            .count()
+    }
+
+    /// A session by id.
+    pub fn session(&self, id: &str) -> Option<Arc<Mutex<Session>>> {
+        lock(&self.sessions).get(id).cloned()
+    }
+}
+
+/// Resolves once the sim is shutting down.
+pub async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
