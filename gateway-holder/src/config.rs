@@ -51,6 +51,43 @@ pub struct Config {
     pub link_token: Secret,
     pub listen: SocketAddr,
     pub state_dir: PathBuf,
+    pub log_json: bool,
+    pub tuning: Tuning,
+}
+
+/// Operational knobs beyond SPEC.md's table (README.md lists them); the defaults suit production,
+/// tests shrink the times.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tuning {
+    /// `HOLDER_RECONNECT_BASE_MS` (500): first reconnect backoff step; op 9 waits 2-10 × this.
+    pub reconnect_base_ms: u64,
+    /// `HOLDER_RECONNECT_MAX_MS` (60000): the backoff cap.
+    pub reconnect_max_ms: u64,
+    /// `HOLDER_BUFFER_MEMORY_BYTES` (16 MiB): undelivered envelopes kept in memory before spilling.
+    pub buffer_memory_bytes: u64,
+    /// `HOLDER_SPILL_MAX_BYTES` (1 GiB): spill bound; past it the oldest are dropped with a gap.
+    pub spill_max_bytes: u64,
+    /// `HOLDER_KEEPALIVE_MS` (2000): an empty batch with the gateway state after this much quiet.
+    pub keepalive_ms: u64,
+    /// `HOLDER_FLUSH_TIMEOUT_MS` (5000): on shutdown, how long to try the edge before spilling.
+    pub flush_timeout_ms: u64,
+    /// `HOLDER_BATCH_LINGER_MS` (0): hold a small batch up to this long for company. 0 sends at
+    /// once when the link is idle (lowest latency); a few ms trades latency for fewer POSTs.
+    pub batch_linger_ms: u64,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            reconnect_base_ms: 500,
+            reconnect_max_ms: 60_000,
+            buffer_memory_bytes: 16 << 20,
+            spill_max_bytes: 1 << 30,
+            keepalive_ms: 2000,
+            flush_timeout_ms: 5000,
+            batch_linger_ms: 0,
+        }
+    }
 }
 
 /// A configuration problem: which variable, and what is wrong with it.
@@ -142,7 +179,42 @@ impl Config {
         let state_dir =
             PathBuf::from(var("HOLDER_STATE_DIR").unwrap_or_else(|| "./.holder-state".into()));
 
+        let log_json = match var("LOG_FORMAT").as_deref().map(str::trim) {
+            None | Some("text") => false,
+            Some("json") => true,
+            Some(other) => {
+                return Err(err(
+                    "LOG_FORMAT",
+                    format!("{other:?} is not one of \"json\", \"text\""),
+                ))
+            }
+        };
+        let number = |name: &'static str, default: u64, min: u64| -> Result<u64, ConfigError> {
+            match var(name) {
+                None => Ok(default),
+                Some(v) => match v.trim().parse::<u64>() {
+                    Ok(n) if n >= min => Ok(n),
+                    _ => Err(err(
+                        name,
+                        format!("{v:?} is not a whole number of at least {min}"),
+                    )),
+                },
+            }
+        };
+        let d = Tuning::default();
+        let tuning = Tuning {
+            reconnect_base_ms: number("HOLDER_RECONNECT_BASE_MS", d.reconnect_base_ms, 1)?,
+            reconnect_max_ms: number("HOLDER_RECONNECT_MAX_MS", d.reconnect_max_ms, 1)?,
+            buffer_memory_bytes: number("HOLDER_BUFFER_MEMORY_BYTES", d.buffer_memory_bytes, 0)?,
+            spill_max_bytes: number("HOLDER_SPILL_MAX_BYTES", d.spill_max_bytes, 0)?,
+            keepalive_ms: number("HOLDER_KEEPALIVE_MS", d.keepalive_ms, 10)?,
+            flush_timeout_ms: number("HOLDER_FLUSH_TIMEOUT_MS", d.flush_timeout_ms, 0)?,
+            batch_linger_ms: number("HOLDER_BATCH_LINGER_MS", d.batch_linger_ms, 0)?,
+        };
+
         Ok(Config {
+            log_json,
+            tuning,
             bot_token,
             api_url,
             gateway_url,
@@ -218,6 +290,11 @@ mod tests {
         assert_eq!(c.compression, Compression::ZlibStream);
         assert_eq!(c.state_dir, PathBuf::from("./.holder-state"));
         assert!(c.gateway_url.is_none());
+        assert!(!c.log_json);
+        assert_eq!(c.tuning, Tuning::default());
+        let c = config(&[("LOG_FORMAT", "json"), ("HOLDER_KEEPALIVE_MS", "50")]).unwrap();
+        assert!(c.log_json);
+        assert_eq!(c.tuning.keepalive_ms, 50);
     }
 
     #[test]
@@ -233,6 +310,9 @@ mod tests {
             ("DISCORD_COMPRESS", "zstd", "DISCORD_COMPRESS"),
             ("EDGE_URL", "127.0.0.1:8787", "EDGE_URL"),
             ("HOLDER_LISTEN", "localhost", "HOLDER_LISTEN"),
+            ("LOG_FORMAT", "xml", "LOG_FORMAT"),
+            ("HOLDER_KEEPALIVE_MS", "1", "HOLDER_KEEPALIVE_MS"),
+            ("HOLDER_RECONNECT_BASE_MS", "-5", "HOLDER_RECONNECT_BASE_MS"),
         ];
         for (var, value, named) in cases {
             let e = config(&[(var, value)]).unwrap_err();

@@ -72,7 +72,10 @@ impl Heartbeat {
     /// Op 11. Returns the round trip time of the beat it acknowledges.
     pub fn ack(&mut self, now: Instant) -> Option<Duration> {
         self.awaiting_ack = false;
-        let rtt = self.sent_at.take().map(|t| now.saturating_duration_since(t));
+        let rtt = self
+            .sent_at
+            .take()
+            .map(|t| now.saturating_duration_since(t));
         if rtt.is_some() {
             self.last_rtt = rtt;
         }

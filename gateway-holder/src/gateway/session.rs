@@ -1,0 +1,689 @@
+//! The Gateway session: the reconnect loop and the per-connection protocol.
+//!
+//! Rules, from FACTS.md:
+//! - HELLO starts the heartbeat (jittered first beat); a beat without an ACK before the next one is
+//!   a zombie: close with 4000 (never 1000/1001) and RESUME.
+//! - RESUME goes to READY's `resume_gateway_url`; IDENTIFY to the URL from `/gateway/bot`, after the
+//!   session-start guard.
+//! - op 7, op 9 `true` and the resumable close codes resume; op 9 `false`, 4007 and 4009 identify
+//!   anew; 4004 and 4010-4014 end the process.
+//! - Reconnects back off (jittered, capped) unless the connection had reached READY/RESUMED and
+//!   Discord itself asked for the reconnect.
+//!
+//! Numbering: within a session an envelope's id is `id_offset + seq` (see `state.rs`), so a dispatch
+//! Discord replays after a restart gets the id it had before.
+
+use super::{
+    backoff::Backoff,
+    close_code::{self, CloseAction},
+    connection::{gateway_url, Connection, Incoming, RESUMABLE_CLOSE},
+    heartbeat::{Beat, Heartbeat},
+    send_limit::{Kind, Refusal, SendLimiter},
+    start_limit::{self, GatewayBotError},
+};
+use crate::{
+    bus::{Bus, Dispatch},
+    config::{Compression, Secret},
+    health::Health,
+    metrics::Metrics,
+    state::StateStore,
+};
+use contracts::{Envelope, GatewayState, Snowflake, Version};
+use rand::Rng;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::{borrow::Cow, sync::Arc, time::Duration};
+use tokio::{sync::watch, time::Instant};
+
+#[derive(Clone, Debug)]
+pub struct GatewayConfig {
+    pub token: Secret,
+    pub api_url: url::Url,
+    pub gateway_url: Option<url::Url>,
+    pub intents: u64,
+    pub compression: Compression,
+    pub reconnect_base: Duration,
+    pub reconnect_max: Duration,
+    pub connect_timeout: Duration,
+}
+
+/// Why the session loop ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// Asked to stop (SIGTERM/SIGINT); the session is left resumable.
+    Shutdown,
+    /// Discord closed with a code that forbids reconnecting.
+    Fatal { code: u16, meaning: &'static str },
+    /// `GET /gateway/bot` said 401: the bot token is wrong.
+    Unauthorized,
+}
+
+/// How one connection ended.
+#[derive(Debug)]
+enum End {
+    Shutdown,
+    Resume { cause: String, immediate: bool },
+    Reidentify { cause: String },
+    InvalidSession { resumable: bool },
+    Fatal(u16, &'static str),
+}
+
+struct Live {
+    session_id: String,
+    resume_url: String,
+    seq: u64,
+    id_offset: i64,
+}
+
+pub struct Gateway {
+    cfg: GatewayConfig,
+    store: StateStore,
+    bus: Bus,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    state: watch::Sender<GatewayState>,
+    shutdown: watch::Receiver<bool>,
+    http: reqwest::Client,
+    session: Option<Live>,
+    last_id: u64,
+    last_identify: Option<Instant>,
+}
+
+#[derive(Deserialize)]
+struct Frame<'a> {
+    op: u8,
+    #[serde(borrow, default)]
+    d: Option<&'a RawValue>,
+    #[serde(default)]
+    s: Option<u64>,
+    #[serde(borrow, default)]
+    t: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Ready<'a> {
+    #[serde(borrow)]
+    session_id: Cow<'a, str>,
+    #[serde(borrow)]
+    resume_gateway_url: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct Hello {
+    heartbeat_interval: u64,
+}
+
+/// The top-level ids of a dispatch, when present and well-formed.
+#[derive(Deserialize, Default)]
+struct Routing<'a> {
+    #[serde(borrow, default)]
+    guild_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    channel_id: Option<Cow<'a, str>>,
+}
+
+fn snowflake(v: Option<Cow<'_, str>>) -> Option<Snowflake> {
+    v.and_then(|s| s.parse().ok())
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Gateway {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        cfg: GatewayConfig,
+        store: StateStore,
+        bus: Bus,
+        metrics: Arc<Metrics>,
+        health: Arc<Health>,
+        state: watch::Sender<GatewayState>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Gateway {
+        let snap = store.snapshot();
+        let session = snap.session.map(|s| Live {
+            session_id: s.session_id,
+            resume_url: s.resume_url,
+            seq: s.seq,
+            id_offset: s.id_offset,
+        });
+        if let Some(s) = &session {
+            tracing::info!(
+                seq = s.seq,
+                "found a saved session; will RESUME it instead of identifying"
+            );
+        }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("a reqwest client with default TLS roots builds");
+        Gateway {
+            cfg,
+            last_id: snap.last_durable_id,
+            store,
+            bus,
+            metrics,
+            health,
+            state,
+            shutdown,
+            http,
+            session,
+            last_identify: None,
+        }
+    }
+
+    fn set_state(&self, s: GatewayState) {
+        self.metrics.set_gateway_state(s);
+        self.health.set_gateway_ready(s == GatewayState::Ready);
+        self.state.send_replace(s);
+    }
+
+    fn stopping(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// Sleeps `d`; `true` when shutdown was asked for meanwhile.
+    async fn sleep_or_shutdown(&mut self, d: Duration) -> bool {
+        if self.stopping() {
+            return true;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(d) => self.stopping(),
+            _ = self.shutdown.changed() => true,
+        }
+    }
+
+    /// Holds the session until shutdown or a fatal close.
+    pub async fn run(mut self) -> Exit {
+        let exit = self.run_inner().await;
+        self.set_state(GatewayState::Stopped);
+        exit
+    }
+
+    async fn run_inner(&mut self) -> Exit {
+        let mut backoff = Backoff::new(self.cfg.reconnect_base, self.cfg.reconnect_max);
+        let mut delay = Duration::ZERO;
+        self.set_state(GatewayState::Connecting);
+        loop {
+            if !delay.is_zero() {
+                tracing::info!(
+                    delay_ms = delay.as_millis() as u64,
+                    "waiting before reconnecting"
+                );
+            }
+            if self.sleep_or_shutdown(delay).await {
+                return Exit::Shutdown;
+            }
+            let base = match &self.session {
+                Some(s) => s.resume_url.clone(),
+                None => match self.identify_url(&mut backoff).await {
+                    Ok(Some(u)) => u,
+                    Ok(None) => return Exit::Shutdown,
+                    Err(exit) => return exit,
+                },
+            };
+            let url = match gateway_url(&base, self.cfg.compression) {
+                Ok(u) => u,
+                Err(e) => {
+                    tracing::error!(error = %e, "unusable gateway URL; identifying anew");
+                    self.forget_session();
+                    delay = backoff.next_delay();
+                    continue;
+                }
+            };
+            let connect = Connection::connect(&url, self.cfg.connect_timeout);
+            let conn = tokio::select! {
+                c = connect => c,
+                _ = self.shutdown.changed() => return Exit::Shutdown,
+            };
+            let conn = match conn {
+                Ok(c) => c,
+                Err(e) => {
+                    self.count_reconnect("connect_error");
+                    delay = backoff.next_delay();
+                    tracing::warn!(error = %e, host = url.host_str().unwrap_or(""), attempt = backoff.attempts(), "gateway connect failed");
+                    continue;
+                }
+            };
+            let mut reached_ready = false;
+            let end = self.run_connection(conn, &mut reached_ready).await;
+            if reached_ready {
+                backoff.reset();
+            }
+            if !matches!(end, End::Shutdown | End::Fatal(..)) {
+                self.set_state(GatewayState::Reconnecting);
+            }
+            match end {
+                End::Shutdown => return Exit::Shutdown,
+                End::Fatal(code, meaning) => return Exit::Fatal { code, meaning },
+                End::Resume { cause, immediate } => {
+                    delay = if immediate && reached_ready {
+                        Duration::ZERO
+                    } else {
+                        backoff.next_delay()
+                    };
+                    tracing::info!(%cause, "connection ended; will RESUME");
+                }
+                End::InvalidSession { resumable } => {
+                    if !resumable {
+                        self.forget_session();
+                    }
+                    // Discord: wait a random 1-5 s (scaled by the reconnect base) before retrying.
+                    let base = self.cfg.reconnect_base;
+                    delay = base * 2 + (base * 8).mul_f64(rand::thread_rng().gen::<f64>());
+                    if !reached_ready {
+                        delay = delay.max(backoff.next_delay());
+                    }
+                    tracing::info!(
+                        resumable,
+                        "invalid session (op 9); will {}",
+                        if resumable { "RESUME" } else { "IDENTIFY" }
+                    );
+                }
+                End::Reidentify { cause } => {
+                    self.forget_session();
+                    delay = backoff.next_delay();
+                    tracing::info!(%cause, "session is gone; will IDENTIFY anew");
+                }
+            }
+        }
+    }
+
+    fn forget_session(&mut self) {
+        if self.session.take().is_some() {
+            self.store.clear_session();
+        }
+    }
+
+    fn count_reconnect(&self, cause: impl Into<String>) {
+        self.metrics
+            .reconnects
+            .get_or_create(&Metrics::label("code", cause))
+            .inc();
+    }
+
+    /// The URL to IDENTIFY on, after the session-start guard. `Ok(None)` on shutdown.
+    async fn identify_url(&mut self, backoff: &mut Backoff) -> Result<Option<String>, Exit> {
+        loop {
+            match start_limit::fetch(&self.http, &self.cfg.api_url, &self.cfg.token).await {
+                Ok(info) => {
+                    let since = self.last_identify.map(|t| t.elapsed());
+                    let wait = start_limit::wait_before_identify(&info.session_start_limit, since);
+                    if !wait.is_zero() {
+                        if info.session_start_limit.remaining == 0 {
+                            tracing::warn!(
+                                reset_after_ms = info.session_start_limit.reset_after,
+                                "session start budget spent; waiting for it to reset instead of identifying"
+                            );
+                        }
+                        if self.sleep_or_shutdown(wait).await {
+                            return Ok(None);
+                        }
+                        if info.session_start_limit.remaining == 0 {
+                            continue;
+                        }
+                    }
+                    let url = match &self.cfg.gateway_url {
+                        Some(u) => u.to_string(),
+                        None => info.url,
+                    };
+                    return Ok(Some(url));
+                }
+                Err(GatewayBotError::Unauthorized) => return Err(Exit::Unauthorized),
+                Err(GatewayBotError::Other(e)) => {
+                    if let Some(u) = self.cfg.gateway_url.clone() {
+                        tracing::warn!(error = %e, "GET /gateway/bot failed; using DISCORD_GATEWAY_URL without the session-start guard");
+                        let since = self.last_identify.map(|t| t.elapsed());
+                        let spacing = Duration::from_secs(5);
+                        if let Some(s) = since.filter(|s| *s < spacing) {
+                            if self.sleep_or_shutdown(spacing - s).await {
+                                return Ok(None);
+                            }
+                        }
+                        return Ok(Some(u.to_string()));
+                    }
+                    let d = backoff.next_delay();
+                    tracing::warn!(error = %e, retry_in_ms = d.as_millis() as u64, "GET /gateway/bot failed");
+                    if self.sleep_or_shutdown(d).await {
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends one gateway command through the limiter. IDENTIFY and RESUME hold the token: nothing
+    /// here logs a payload.
+    async fn send(
+        &self,
+        conn: &mut Connection,
+        limiter: &mut SendLimiter,
+        kind: Kind,
+        payload: String,
+    ) -> Result<(), String> {
+        loop {
+            match limiter.acquire(kind, payload.len(), Instant::now()) {
+                Ok(()) => return conn.send_text(payload).await.map_err(|e| e.to_string()),
+                Err(Refusal::TooLarge(n)) => {
+                    tracing::error!(
+                        bytes = n,
+                        "gateway command over 4096 bytes refused before sending"
+                    );
+                    return Ok(());
+                }
+                Err(Refusal::Wait(d)) => {
+                    tracing::warn!(wait_ms = d.as_millis() as u64, "gateway send limit reached");
+                    tokio::time::sleep(d).await;
+                }
+            }
+        }
+    }
+
+    fn heartbeat_payload(&self) -> String {
+        match self.session.as_ref().map(|s| s.seq).filter(|s| *s > 0) {
+            Some(s) => format!(r#"{{"op":1,"d":{s}}}"#),
+            None => r#"{"op":1,"d":null}"#.to_string(),
+        }
+    }
+
+    async fn run_connection(&mut self, mut conn: Connection, ready: &mut bool) -> End {
+        // HELLO first.
+        let hello = tokio::select! {
+            r = tokio::time::timeout(Duration::from_secs(30), conn.recv()) => r,
+            _ = self.shutdown.changed() => {
+                conn.close(RESUMABLE_CLOSE).await;
+                return End::Shutdown;
+            }
+        };
+        let interval = match hello {
+            Ok(Ok(Incoming::Message(bytes))) => {
+                match serde_json::from_slice::<Frame>(&bytes).ok().and_then(|f| {
+                    (f.op == 10)
+                        .then_some(f.d)
+                        .flatten()
+                        .and_then(|d| serde_json::from_str::<Hello>(d.get()).ok())
+                }) {
+                    Some(h) => Duration::from_millis(h.heartbeat_interval.max(1)),
+                    None => {
+                        self.count_reconnect("no_hello");
+                        return End::Resume {
+                            cause: "first message was not HELLO".into(),
+                            immediate: false,
+                        };
+                    }
+                }
+            }
+            Ok(Ok(Incoming::Closed(code))) => return self.closed(code),
+            Ok(Err(e)) => {
+                self.count_reconnect("transport");
+                return End::Resume {
+                    cause: e.to_string(),
+                    immediate: false,
+                };
+            }
+            Err(_) => {
+                self.count_reconnect("no_hello");
+                return End::Resume {
+                    cause: "no HELLO within 30 s".into(),
+                    immediate: false,
+                };
+            }
+        };
+        let mut hb = Heartbeat::on_hello(interval, rand::thread_rng().gen(), Instant::now());
+        let mut limiter = SendLimiter::new(interval);
+
+        let (payload, kind) = match &self.session {
+            Some(s) => (
+                serde_json::json!({"op": 6, "d": {
+                    "token": self.cfg.token.expose(),
+                    "session_id": s.session_id,
+                    "seq": s.seq,
+                }}),
+                "resume",
+            ),
+            None => (
+                serde_json::json!({"op": 2, "d": {
+                    "token": self.cfg.token.expose(),
+                    "intents": self.cfg.intents,
+                    "properties": {"os": std::env::consts::OS, "browser": "gateway-holder", "device": "gateway-holder"},
+                    "shard": [0, 1],
+                    "large_threshold": 250,
+                }}),
+                "identify",
+            ),
+        };
+        if let Err(e) = self
+            .send(&mut conn, &mut limiter, Kind::Command, payload.to_string())
+            .await
+        {
+            self.count_reconnect("transport");
+            return End::Resume {
+                cause: e,
+                immediate: false,
+            };
+        }
+        drop(payload);
+        self.metrics
+            .sessions
+            .get_or_create(&Metrics::label("kind", kind))
+            .inc();
+        if kind == "identify" {
+            self.last_identify = Some(Instant::now());
+        }
+        tracing::info!(
+            kind,
+            heartbeat_ms = interval.as_millis() as u64,
+            seq = self.session.as_ref().map(|s| s.seq),
+            "connected; sent {}",
+            kind.to_uppercase()
+        );
+
+        loop {
+            let deadline = hb.deadline();
+            tokio::select! {
+                biased;
+                _ = self.shutdown.changed() => {
+                    tracing::info!("shutting down; closing the gateway socket with 4000 so the session stays resumable");
+                    conn.close(RESUMABLE_CLOSE).await;
+                    return End::Shutdown;
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    match hb.due(Instant::now()) {
+                        Beat::Send => {
+                            let p = self.heartbeat_payload();
+                            if let Err(e) = self.send(&mut conn, &mut limiter, Kind::Heartbeat, p).await {
+                                self.count_reconnect("transport");
+                                return End::Resume { cause: e, immediate: false };
+                            }
+                        }
+                        Beat::Zombie => {
+                            self.count_reconnect("zombie");
+                            tracing::warn!("no heartbeat ACK since the last beat: zombie connection; closing with 4000 to RESUME");
+                            conn.close(RESUMABLE_CLOSE).await;
+                            return End::Resume { cause: "zombie connection".into(), immediate: true };
+                        }
+                    }
+                }
+                r = conn.recv() => {
+                    let bytes = match r {
+                        Ok(Incoming::Message(b)) => b,
+                        Ok(Incoming::Closed(code)) => return self.closed(code),
+                        Err(e) => {
+                            self.count_reconnect("transport");
+                            return End::Resume { cause: e.to_string(), immediate: false };
+                        }
+                    };
+                    let received = std::time::Instant::now();
+                    let frame = match serde_json::from_slice::<Frame>(&bytes) {
+                        Ok(f) => f,
+                        Err(e) => {
+                            tracing::error!(error = %e, bytes = bytes.len(), "undecodable gateway message skipped");
+                            continue;
+                        }
+                    };
+                    match frame.op {
+                        0 => {
+                            if let Some(end) = self.dispatch(frame, received, ready).await {
+                                return end;
+                            }
+                        }
+                        1 => {
+                            hb.sent(Instant::now());
+                            let p = self.heartbeat_payload();
+                            if let Err(e) = self.send(&mut conn, &mut limiter, Kind::Heartbeat, p).await {
+                                self.count_reconnect("transport");
+                                return End::Resume { cause: e, immediate: false };
+                            }
+                        }
+                        7 => {
+                            self.count_reconnect("op7");
+                            tracing::info!("Discord asked to reconnect (op 7)");
+                            conn.close(RESUMABLE_CLOSE).await;
+                            return End::Resume { cause: "op 7 reconnect".into(), immediate: true };
+                        }
+                        9 => {
+                            let resumable = frame.d.is_some_and(|d| d.get().trim() == "true");
+                            self.count_reconnect(if resumable { "op9_resumable" } else { "op9" });
+                            conn.close(RESUMABLE_CLOSE).await;
+                            return End::InvalidSession { resumable };
+                        }
+                        10 => {
+                            if let Some(h) = frame.d.and_then(|d| serde_json::from_str::<Hello>(d.get()).ok()) {
+                                let iv = Duration::from_millis(h.heartbeat_interval.max(1));
+                                hb = Heartbeat::on_hello(iv, rand::thread_rng().gen(), Instant::now());
+                            }
+                        }
+                        11 => {
+                            if let Some(rtt) = hb.ack(Instant::now()) {
+                                self.metrics.heartbeat_rtt.observe(rtt.as_secs_f64());
+                            }
+                        }
+                        op => tracing::debug!(op, "ignoring gateway opcode"),
+                    }
+                }
+            }
+        }
+    }
+
+    fn closed(&self, code: Option<u16>) -> End {
+        self.count_reconnect(code.map_or("no_close_frame".to_string(), |c| c.to_string()));
+        let meaning = code.map_or("connection dropped", close_code::meaning);
+        match close_code::classify(code) {
+            CloseAction::Resume => {
+                tracing::warn!(code, meaning, "gateway closed; resuming");
+                End::Resume {
+                    cause: format!("closed {code:?} ({meaning})"),
+                    immediate: false,
+                }
+            }
+            CloseAction::Reidentify => {
+                tracing::warn!(
+                    code,
+                    meaning,
+                    "gateway closed; the session can't be resumed"
+                );
+                End::Reidentify {
+                    cause: format!("closed {} ({meaning})", code.unwrap_or_default()),
+                }
+            }
+            CloseAction::Fatal(meaning) => End::Fatal(code.unwrap_or_default(), meaning),
+        }
+    }
+
+    /// Op 0: number it, wrap it, put it on the bus.
+    async fn dispatch(
+        &mut self,
+        frame: Frame<'_>,
+        received: std::time::Instant,
+        ready: &mut bool,
+    ) -> Option<End> {
+        let kind = frame.t.as_deref().unwrap_or("UNKNOWN").to_owned();
+        if kind == "RESUMED" {
+            *ready = true;
+            self.set_state(GatewayState::Ready);
+            tracing::info!(seq = frame.s, "RESUMED");
+        }
+        let Some(seq) = frame.s else {
+            tracing::warn!(kind, "dispatch without a sequence number skipped");
+            return None;
+        };
+        let d = frame.d.map_or_else(
+            || RawValue::from_string("null".into()).expect("null is JSON"),
+            |d| d.to_owned(),
+        );
+        if kind == "READY" {
+            {
+                let r: Ready = match serde_json::from_str(d.get()) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!(error = %e, "READY without session_id/resume_gateway_url");
+                        return Some(End::Reidentify {
+                            cause: "malformed READY".into(),
+                        });
+                    }
+                };
+                let next_id = (self.last_id + 1).max(self.store.id_floor());
+                let id_offset = next_id as i64 - seq as i64;
+                self.store
+                    .new_session(&r.session_id, &r.resume_gateway_url, id_offset);
+                self.session = Some(Live {
+                    session_id: r.session_id.into_owned(),
+                    resume_url: r.resume_gateway_url.into_owned(),
+                    seq: seq.saturating_sub(1),
+                    id_offset,
+                });
+                *ready = true;
+                self.set_state(GatewayState::Ready);
+                tracing::info!(first_id = next_id, "READY: new session");
+            }
+        }
+        let session = self.session.as_mut()?;
+        if seq <= session.seq {
+            self.metrics.duplicates_skipped.inc();
+            tracing::debug!(
+                seq,
+                last = session.seq,
+                "dispatch already received; skipped"
+            );
+            return None;
+        }
+        session.seq = seq;
+        let mut id = session.id_offset.saturating_add(seq as i64).max(0) as u64;
+        if id <= self.last_id {
+            tracing::warn!(
+                id,
+                last = self.last_id,
+                "id would not increase; numbering after the last"
+            );
+            id = self.last_id + 1;
+        }
+        self.last_id = id;
+        self.store.reserve(id);
+        let routing: Routing = serde_json::from_str(d.get()).unwrap_or_default();
+        let envelope = Envelope {
+            version: Version,
+            id,
+            shard: 0,
+            session_id: session.session_id.clone(),
+            seq,
+            kind,
+            guild_id: snowflake(routing.guild_id),
+            channel_id: snowflake(routing.channel_id),
+            received_at: unix_ms(),
+            d,
+        };
+        if self
+            .bus
+            .publish(Arc::new(Dispatch { envelope, received }))
+            .await
+            .is_err()
+        {
+            tracing::error!("the forwarder stopped; ending the session loop");
+            return Some(End::Shutdown);
+        }
+        None
+    }
+}

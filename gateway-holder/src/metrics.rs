@@ -1,0 +1,197 @@
+//! Prometheus metrics (`GET /metrics`): what an operator needs to see the session and the link to
+//! the edge at a glance. One struct owns every metric so the gateway, the forwarder and the HTTP
+//! server share them through an `Arc` without a global registry. Labels are bounded: event types are
+//! Discord's names, close codes are numbers, never ids or payload content.
+
+use contracts::GatewayState;
+use prometheus_client::{
+    encoding::text::encode,
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::Gauge,
+        histogram::{exponential_buckets, Histogram},
+    },
+    registry::Registry,
+};
+
+type Labels = [(&'static str, String); 1];
+
+pub struct Metrics {
+    registry: Registry,
+    pub gateway_state: Family<Labels, Gauge>,
+    pub sessions: Family<Labels, Counter>,
+    pub reconnects: Family<Labels, Counter>,
+    pub events_in: Family<Labels, Counter>,
+    pub events_out: Family<Labels, Counter>,
+    pub duplicates_skipped: Counter,
+    pub bus_lagged: Counter,
+    pub batch_size: Histogram,
+    pub forward_latency: Histogram,
+    pub heartbeat_rtt: Histogram,
+    pub posts: Family<Labels, Counter>,
+    pub buffer_depth: Gauge,
+    pub spill_bytes: Gauge,
+    pub dropped: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("holder");
+        let m = Metrics {
+            gateway_state: Family::default(),
+            sessions: Family::default(),
+            reconnects: Family::default(),
+            events_in: Family::default(),
+            events_out: Family::default(),
+            duplicates_skipped: Counter::default(),
+            bus_lagged: Counter::default(),
+            batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
+            forward_latency: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+            heartbeat_rtt: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+            posts: Family::default(),
+            buffer_depth: Gauge::default(),
+            spill_bytes: Gauge::default(),
+            dropped: Counter::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "gateway_state",
+            "1 for the current gateway state (connecting, ready, reconnecting, stopped)",
+            m.gateway_state.clone(),
+        );
+        registry.register(
+            "gateway_sessions",
+            "Sessions started, by kind (identify or resume)",
+            m.sessions.clone(),
+        );
+        registry.register(
+            "gateway_reconnects",
+            "Connections ended, by close code or cause",
+            m.reconnects.clone(),
+        );
+        registry.register(
+            "events_in",
+            "Dispatches received from Discord, by type",
+            m.events_in.clone(),
+        );
+        registry.register(
+            "events_out",
+            "Envelopes accepted by the edge, by type",
+            m.events_out.clone(),
+        );
+        registry.register(
+            "duplicate_dispatches_skipped",
+            "Dispatches whose seq was already received on this session",
+            m.duplicates_skipped.clone(),
+        );
+        registry.register(
+            "bus_lagged",
+            "Bus items a broadcast subscriber missed because it fell behind",
+            m.bus_lagged.clone(),
+        );
+        registry.register(
+            "batch_envelopes",
+            "Envelopes per ingest batch",
+            m.batch_size.clone(),
+        );
+        registry.register(
+            "forward_latency_seconds",
+            "From reading a dispatch off the socket to the edge accepting it",
+            m.forward_latency.clone(),
+        );
+        registry.register(
+            "heartbeat_rtt_seconds",
+            "Gateway heartbeat round trip",
+            m.heartbeat_rtt.clone(),
+        );
+        registry.register(
+            "ingest_posts",
+            "POST /link/ingest outcomes",
+            m.posts.clone(),
+        );
+        registry.register(
+            "buffer_depth",
+            "Envelopes waiting for the edge (memory and spill)",
+            m.buffer_depth.clone(),
+        );
+        registry.register(
+            "spill_bytes",
+            "Bytes in the spill files",
+            m.spill_bytes.clone(),
+        );
+        registry.register(
+            "dropped_envelopes",
+            "Envelopes dropped because the buffer was full (each reported as a gap)",
+            m.dropped.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    pub fn set_gateway_state(&self, state: GatewayState) {
+        for s in ["connecting", "ready", "reconnecting", "stopped"] {
+            self.gateway_state
+                .get_or_create(&[("state", s.to_string())])
+                .set(0);
+        }
+        self.gateway_state
+            .get_or_create(&[("state", state_name(state).to_string())])
+            .set(1);
+    }
+
+    pub fn label(key: &'static str, value: impl Into<String>) -> Labels {
+        [(key, value.into())]
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+pub fn state_name(state: GatewayState) -> &'static str {
+    match state {
+        GatewayState::Connecting => "connecting",
+        GatewayState::Ready => "ready",
+        GatewayState::Reconnecting => "reconnecting",
+        GatewayState::Stopped => "stopped",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_the_documented_families() {
+        let m = Metrics::new();
+        m.set_gateway_state(GatewayState::Ready);
+        m.events_in
+            .get_or_create(&Metrics::label("type", "MESSAGE_CREATE"))
+            .inc();
+        m.reconnects
+            .get_or_create(&Metrics::label("code", "4000"))
+            .inc();
+        m.forward_latency.observe(0.002);
+        let text = m.render();
+        for needle in [
+            "holder_gateway_state{state=\"ready\"} 1",
+            "holder_events_in_total{type=\"MESSAGE_CREATE\"} 1",
+            "holder_gateway_reconnects_total{code=\"4000\"} 1",
+            "holder_forward_latency_seconds_bucket",
+            "holder_buffer_depth",
+            "holder_heartbeat_rtt_seconds",
+        ] {
+            assert!(text.contains(needle), "{needle} missing from\n{text}");
+        }
+    }
+}
