@@ -74,6 +74,13 @@ pub struct Tuning {
     /// `HOLDER_BATCH_LINGER_MS` (0): hold a small batch up to this long for company. 0 sends at
     /// once when the link is idle (lowest latency); a few ms trades latency for fewer POSTs.
     pub batch_linger_ms: u64,
+    /// `HOLDER_COMMAND_QUEUE` (1000): commands the outbound queue holds before `queue_full`.
+    pub command_queue: u64,
+    /// `HOLDER_COMMAND_DEADLINE_MS` (30000): a command not done by then fails instead of running late.
+    pub command_deadline_ms: u64,
+    /// `HOLDER_INVALID_REQUEST_LIMIT` (9000): invalid Discord answers (401/403/429) per 10 minutes
+    /// before REST calls stop; Discord bans the IP at 10,000.
+    pub invalid_request_limit: u64,
 }
 
 impl Default for Tuning {
@@ -86,6 +93,9 @@ impl Default for Tuning {
             keepalive_ms: 2000,
             flush_timeout_ms: 5000,
             batch_linger_ms: 0,
+            command_queue: 1000,
+            command_deadline_ms: 30_000,
+            invalid_request_limit: 9_000,
         }
     }
 }
@@ -210,6 +220,13 @@ impl Config {
             keepalive_ms: number("HOLDER_KEEPALIVE_MS", d.keepalive_ms, 10)?,
             flush_timeout_ms: number("HOLDER_FLUSH_TIMEOUT_MS", d.flush_timeout_ms, 0)?,
             batch_linger_ms: number("HOLDER_BATCH_LINGER_MS", d.batch_linger_ms, 0)?,
+            command_queue: number("HOLDER_COMMAND_QUEUE", d.command_queue, 1)?,
+            command_deadline_ms: number("HOLDER_COMMAND_DEADLINE_MS", d.command_deadline_ms, 1)?,
+            invalid_request_limit: number(
+                "HOLDER_INVALID_REQUEST_LIMIT",
+                d.invalid_request_limit,
+                1,
+            )?,
         };
 
         Ok(Config {

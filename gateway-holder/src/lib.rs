@@ -10,6 +10,8 @@
 //!   [`gateway::backoff`] and [`gateway::start_limit`] (the session-start guard).
 //! - [`bus`]: the bounded, typed bus between the gateway and its subscribers.
 //! - [`forward`]: the batched, ordered, retrying forwarder with its disk spill.
+//! - [`commands`]: the one outbound command queue (`POST /commands`), rate-limited and executed
+//!   against Discord's REST API.
 //! - [`state`]: what survives a restart (epoch, ids, the session to resume).
 //! - [`metrics`], [`health`], [`http`]: what operators see (`/metrics`, `/healthz`).
 //! - [`shutdown`]: SIGTERM/SIGINT handling.
@@ -17,6 +19,7 @@
 //! [`run`] wires them together; `main.rs` only reads the config and reports how `run` ended.
 
 pub mod bus;
+pub mod commands;
 pub mod config;
 pub mod forward;
 pub mod gateway;
@@ -94,10 +97,46 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "serving /healthz and /metrics");
     }
+    let commands = commands::service::CommandService::new(
+        commands::executor::Executor::new(
+            reqwest::Client::builder()
+                .tcp_nodelay(true)
+                .build()
+                .map_err(|e| RunError::Setup(format!("cannot build the REST client: {e}")))?,
+            config.api_url.as_str(),
+            config.bot_token.clone(),
+            commands::executor::ExecutorSettings {
+                limits: commands::ratelimit::LimitSettings {
+                    invalid_limit: config.tuning.invalid_request_limit as usize,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        ),
+        commands::service::ServiceSettings {
+            capacity: config.tuning.command_queue as usize,
+            deadline: Duration::from_millis(config.tuning.command_deadline_ms),
+            ..Default::default()
+        },
+        metrics.clone(),
+    );
+    let command_runner = tokio::spawn(commands.clone().run());
     let router = http::app(http::AppState {
         metrics: metrics.clone(),
         health: health.clone(),
-    });
+    })
+    .merge(commands::http::routes(commands::http::CommandsState {
+        service: commands,
+        results: commands::results::ResultPoster::new(
+            reqwest::Client::new(),
+            &config.edge_url,
+            &config.link_token,
+        ),
+        link_auth: Arc::new(config::Secret::new(format!(
+            "Bearer {}",
+            config.link_token.expose()
+        ))),
+    }));
     let server = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router).await {
             tracing::error!(error = %e, "HTTP server stopped");
@@ -211,6 +250,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let _ = store.save();
     drop(stop_tx);
     observer.abort();
+    command_runner.abort();
     server.abort();
     match exit {
         gateway::session::Exit::Shutdown => {

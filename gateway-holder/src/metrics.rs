@@ -33,6 +33,12 @@ pub struct Metrics {
     pub buffer_depth: Gauge,
     pub spill_bytes: Gauge,
     pub dropped: Counter,
+    pub command_queue_depth: Gauge,
+    pub command_outcomes: Family<Labels, Counter>,
+    pub command_wait: Histogram,
+    pub command_dispatch: Histogram,
+    pub discord_429s: Family<Labels, Counter>,
+    pub discord_invalid_requests: Gauge,
 }
 
 impl Default for Metrics {
@@ -59,6 +65,12 @@ impl Metrics {
             buffer_depth: Gauge::default(),
             spill_bytes: Gauge::default(),
             dropped: Counter::default(),
+            command_queue_depth: Gauge::default(),
+            command_outcomes: Family::default(),
+            command_wait: Histogram::new(exponential_buckets(0.0001, 2.0, 18)),
+            command_dispatch: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+            discord_429s: Family::default(),
+            discord_invalid_requests: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -130,6 +142,36 @@ impl Metrics {
             "dropped_envelopes",
             "Envelopes dropped because the buffer was full (each reported as a gap)",
             m.dropped.clone(),
+        );
+        registry.register(
+            "command_queue_depth",
+            "Commands admitted and not finished (queued or running); the bound is HOLDER_COMMAND_QUEUE",
+            m.command_queue_depth.clone(),
+        );
+        registry.register(
+            "command_outcomes",
+            "Commands finished, by outcome (sent, or the error code)",
+            m.command_outcomes.clone(),
+        );
+        registry.register(
+            "command_queue_wait_seconds",
+            "Time a command waited in the queue before it ran",
+            m.command_wait.clone(),
+        );
+        registry.register(
+            "command_dispatch_seconds",
+            "From POST /commands to Discord's answer",
+            m.command_dispatch.clone(),
+        );
+        registry.register(
+            "discord_rate_limited",
+            "429 answers from Discord, by scope (user, global, shared)",
+            m.discord_429s.clone(),
+        );
+        registry.register(
+            "discord_invalid_requests",
+            "Invalid requests (401, 403, non-shared 429) in the last 10 minutes",
+            m.discord_invalid_requests.clone(),
         );
         Metrics { registry, ..m }
     }

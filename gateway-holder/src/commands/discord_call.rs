@@ -19,7 +19,14 @@ pub struct DiscordCall {
 pub fn nonce_for(command_id: &str, given: Option<&str>) -> String {
     match given {
         Some(n) => n.to_string(),
-        None => command_id.chars().rev().take(25).collect::<Vec<_>>().into_iter().rev().collect(),
+        None => command_id
+            .chars()
+            .rev()
+            .take(25)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect(),
     }
 }
 
@@ -104,7 +111,11 @@ mod tests {
         assert_eq!(body["enforce_nonce"], true);
         let nonce = body["nonce"].as_str().unwrap();
         assert!(nonce.chars().count() <= 25);
-        assert_eq!(nonce, nonce_for("cmd-0123456789abcdef0123456789", None), "stable across retries");
+        assert_eq!(
+            nonce,
+            nonce_for("cmd-0123456789abcdef0123456789", None),
+            "stable across retries"
+        );
         assert_eq!(nonce_for("x", Some("mine")), "mine");
     }
 
@@ -116,13 +127,19 @@ mod tests {
             message_id: Snowflake(2),
             emoji: "👍".into(),
         });
-        assert_eq!(discord_call("c", &cmd).route.path, "/channels/1/messages/2/reactions/%F0%9F%91%8D/@me");
+        assert_eq!(
+            discord_call("c", &cmd).route.path,
+            "/channels/1/messages/2/reactions/%F0%9F%91%8D/@me"
+        );
         let custom = Command::AddReaction(AddReaction {
             version: Version,
             channel_id: Snowflake(1),
             message_id: Snowflake(2),
             emoji: "blob:99".into(),
         });
-        assert_eq!(discord_call("c", &custom).route.path, "/channels/1/messages/2/reactions/blob%3A99/@me");
+        assert_eq!(
+            discord_call("c", &custom).route.path,
+            "/channels/1/messages/2/reactions/blob%3A99/@me"
+        );
     }
 }

@@ -63,7 +63,12 @@ pub struct Executor {
 }
 
 impl Executor {
-    pub fn new(http: reqwest::Client, api_base: &str, token: Secret, settings: ExecutorSettings) -> Self {
+    pub fn new(
+        http: reqwest::Client,
+        api_base: &str,
+        token: Secret,
+        settings: ExecutorSettings,
+    ) -> Self {
         Executor {
             http,
             api_base: api_base.trim_end_matches('/').to_string(),
@@ -77,7 +82,13 @@ impl Executor {
         &self.limits
     }
 
-    pub async fn execute(&self, command_id: &str, command: &Command, traceparent: &str, deadline: Instant) -> Outcome {
+    pub async fn execute(
+        &self,
+        command_id: &str,
+        command: &Command,
+        traceparent: &str,
+        deadline: Instant,
+    ) -> Outcome {
         let call = discord_call(command_id, command);
         let trace = trace_id(traceparent);
         let mut rate_limited = 0;
@@ -111,7 +122,8 @@ impl Executor {
             if now >= deadline {
                 return failed(ErrorCode::DeadlineExceeded, "the command's deadline passed");
             }
-            let method = reqwest::Method::from_bytes(call.route.method.as_bytes()).expect("static method names");
+            let method = reqwest::Method::from_bytes(call.route.method.as_bytes())
+                .expect("static method names");
             let mut request = self
                 .http
                 .request(method, format!("{}{}", self.api_base, call.route.path))
@@ -119,7 +131,9 @@ impl Executor {
                 .header("traceparent", traceparent)
                 .timeout(self.settings.call_timeout.min(deadline - now));
             if let Some(body) = &call.body {
-                request = request.json(body);
+                request = request
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body.to_string());
             }
             let started = Instant::now();
             let response = request.send().await;
@@ -129,10 +143,17 @@ impl Executor {
                     drop(permit);
                     transient += 1;
                     // reqwest's message names the URL at most, never headers: no secret in it.
-                    let reason = if e.is_timeout() { "timed out".to_string() } else { e.without_url().to_string() };
+                    let reason = if e.is_timeout() {
+                        "timed out".to_string()
+                    } else {
+                        e.without_url().to_string()
+                    };
                     tracing::warn!(trace_id = trace, command_id, route = call.route.template, attempt = transient, %reason, "discord call failed");
                     if transient > self.settings.max_transient_retries {
-                        return failed(ErrorCode::DiscordError, format!("Discord could not be reached: {reason}"));
+                        return failed(
+                            ErrorCode::DiscordError,
+                            format!("Discord could not be reached: {reason}"),
+                        );
                     }
                     backoff(transient, deadline).await;
                     continue;
@@ -140,7 +161,11 @@ impl Executor {
             };
             let status = response.status().as_u16();
             let headers = RateHeaders::parse(|name| {
-                response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+                response
+                    .headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
             });
             self.limits.observe(&call.route, status, &headers);
             let body = response.bytes().await.unwrap_or_default();

@@ -5,9 +5,13 @@
 //! - [`discord_call`]: command → Discord route, path and body (nonce on every send).
 //! - [`executor`]: one command's call with bounded retries.
 //! - [`service`]: queue + executor with bounded concurrency; outcomes back to the waiter.
+//! - [`results`]: outcomes of commands answered `queued`, posted to the edge.
+//! - [`http`]: `POST /commands`, the edge's way in.
 
 pub mod discord_call;
 pub mod executor;
+pub mod http;
 pub mod queue;
 pub mod ratelimit;
+pub mod results;
 pub mod service;

@@ -107,8 +107,13 @@ impl<T> FairQueue<T> {
     pub fn try_pop(&self) -> Option<Next<T>> {
         let mut inner = self.lock();
         let user = inner.rotation.pop_front()?;
-        let entries = inner.per_user.get_mut(&user).expect("rotation lists users with entries");
-        let queued = entries.pop_front().expect("rotation lists users with entries");
+        let entries = inner
+            .per_user
+            .get_mut(&user)
+            .expect("rotation lists users with entries");
+        let queued = entries
+            .pop_front()
+            .expect("rotation lists users with entries");
         if entries.is_empty() {
             inner.per_user.remove(&user);
         } else {
@@ -182,13 +187,18 @@ mod tests {
     fn keeps_each_users_order() {
         let q = FairQueue::new(100);
         for i in 0..10 {
-            q.push(if i % 2 == 0 { "a" } else { "b" }, i, later()).unwrap();
+            q.push(if i % 2 == 0 { "a" } else { "b" }, i, later())
+                .unwrap();
         }
         let mut a = vec![];
         let mut b = vec![];
         while let Some(next) = q.try_pop() {
             let Next::Run(item) = next else { panic!() };
-            if item.user == "a" { a.push(item.item) } else { b.push(item.item) }
+            if item.user == "a" {
+                a.push(item.item)
+            } else {
+                b.push(item.item)
+            }
         }
         assert_eq!(a, [0, 2, 4, 6, 8]);
         assert_eq!(b, [1, 3, 5, 7, 9]);
@@ -197,10 +207,14 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn expired_items_come_out_as_expired() {
         let q = FairQueue::new(10);
-        q.push("a", 1, Instant::now() + Duration::from_millis(50)).unwrap();
+        q.push("a", 1, Instant::now() + Duration::from_millis(50))
+            .unwrap();
         q.push("a", 2, later()).unwrap();
         tokio::time::advance(Duration::from_millis(51)).await;
-        assert!(matches!(q.pop().await, Next::Expired(Queued { item: 1, .. })));
+        assert!(matches!(
+            q.pop().await,
+            Next::Expired(Queued { item: 1, .. })
+        ));
         assert!(matches!(q.pop().await, Next::Run(Queued { item: 2, .. })));
     }
 
@@ -213,7 +227,10 @@ mod tests {
         });
         tokio::task::yield_now().await;
         q.push("a", 7, later()).unwrap();
-        let next = tokio::time::timeout(Duration::from_secs(5), waiter).await.unwrap().unwrap();
+        let next = tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .unwrap()
+            .unwrap();
         assert!(matches!(next, Next::Run(Queued { item: 7, .. })));
     }
 }

@@ -190,7 +190,10 @@ impl RestLimits {
         if state.invalid.len() >= self.settings.invalid_limit {
             let oldest = *state.invalid.front().expect("non-empty at the limit");
             return Err(Refusal::InvalidRequestGuard {
-                retry_after: self.settings.invalid_window.saturating_sub(now.duration_since(oldest)),
+                retry_after: self
+                    .settings
+                    .invalid_window
+                    .saturating_sub(now.duration_since(oldest)),
             });
         }
         Ok(())
@@ -203,7 +206,12 @@ impl RestLimits {
             let mut state = self.lock();
             self.check_refusals(&mut state, Instant::now())?;
             let key = Self::bucket_key(&state, route);
-            state.buckets.entry(key).or_insert_with(Bucket::new).lock.clone()
+            state
+                .buckets
+                .entry(key)
+                .or_insert_with(Bucket::new)
+                .lock
+                .clone()
         };
         let guard = tokio::time::timeout_at(deadline, lock.lock_owned())
             .await
@@ -239,7 +247,10 @@ impl RestLimits {
                 Some(t) => tokio::time::sleep_until(t).await,
             }
         }
-        if tokio::time::timeout_at(deadline, self.global.until_ready()).await.is_err() {
+        if tokio::time::timeout_at(deadline, self.global.until_ready())
+            .await
+            .is_err()
+        {
             return Err(Refusal::WouldMissDeadline {
                 wait: Duration::from_millis(20),
             });
@@ -286,8 +297,15 @@ impl RestLimits {
             }
             403 => state.invalid.push_back(now),
             429 => {
-                let retry = headers.retry_after.or(headers.reset_after).unwrap_or(Duration::from_secs(1));
-                let scope = headers.scope.as_deref().unwrap_or(if headers.global { "global" } else { "user" });
+                let retry = headers
+                    .retry_after
+                    .or(headers.reset_after)
+                    .unwrap_or(Duration::from_secs(1));
+                let scope = headers.scope.as_deref().unwrap_or(if headers.global {
+                    "global"
+                } else {
+                    "user"
+                });
                 match scope {
                     "global" => {
                         state.counts.rate_limited_global += 1;
@@ -332,7 +350,10 @@ mod tests {
     }
 
     fn headers(pairs: &[(&str, &str)]) -> RateHeaders {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         RateHeaders::parse(|k| map.get(k).cloned())
     }
 
@@ -362,12 +383,32 @@ mod tests {
         let limits = RestLimits::new(LimitSettings::default());
         let r = route("1");
         drop(limits.acquire(&r, later()).await.unwrap());
-        limits.observe(&r, 200, &headers(&[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset-after", "2"), ("x-ratelimit-bucket", "h")]));
+        limits.observe(
+            &r,
+            200,
+            &headers(&[
+                ("x-ratelimit-remaining", "0"),
+                ("x-ratelimit-reset-after", "2"),
+                ("x-ratelimit-bucket", "h"),
+            ]),
+        );
         let start = Instant::now();
         drop(limits.acquire(&r, later()).await.unwrap());
-        assert!(start.elapsed() >= Duration::from_secs(2), "waited {:?}", start.elapsed());
+        assert!(
+            start.elapsed() >= Duration::from_secs(2),
+            "waited {:?}",
+            start.elapsed()
+        );
         // Another channel (major parameter) is a different bucket: no wait.
-        limits.observe(&r, 200, &headers(&[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset-after", "2"), ("x-ratelimit-bucket", "h")]));
+        limits.observe(
+            &r,
+            200,
+            &headers(&[
+                ("x-ratelimit-remaining", "0"),
+                ("x-ratelimit-reset-after", "2"),
+                ("x-ratelimit-bucket", "h"),
+            ]),
+        );
         let start = Instant::now();
         drop(limits.acquire(&route("2"), later()).await.unwrap());
         assert!(start.elapsed() < Duration::from_millis(100));
@@ -378,7 +419,14 @@ mod tests {
         let limits = RestLimits::new(LimitSettings::default());
         let r = route("1");
         drop(limits.acquire(&r, later()).await.unwrap());
-        limits.observe(&r, 200, &headers(&[("x-ratelimit-remaining", "1"), ("x-ratelimit-reset-after", "5")]));
+        limits.observe(
+            &r,
+            200,
+            &headers(&[
+                ("x-ratelimit-remaining", "1"),
+                ("x-ratelimit-reset-after", "5"),
+            ]),
+        );
         let start = Instant::now();
         drop(limits.acquire(&r, later()).await.unwrap()); // uses the last slot
         assert!(start.elapsed() < Duration::from_millis(100));
@@ -390,7 +438,11 @@ mod tests {
     async fn refuses_when_the_wait_passes_the_deadline() {
         let limits = RestLimits::new(LimitSettings::default());
         let r = route("1");
-        limits.observe(&r, 429, &headers(&[("retry-after", "10"), ("x-ratelimit-scope", "user")]));
+        limits.observe(
+            &r,
+            429,
+            &headers(&[("retry-after", "10"), ("x-ratelimit-scope", "user")]),
+        );
         let err = limits
             .acquire(&r, Instant::now() + Duration::from_secs(1))
             .await
@@ -403,7 +455,15 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_global_429_pauses_every_route() {
         let limits = RestLimits::new(LimitSettings::default());
-        limits.observe(&route("1"), 429, &headers(&[("retry-after", "3"), ("x-ratelimit-global", "true"), ("x-ratelimit-scope", "global")]));
+        limits.observe(
+            &route("1"),
+            429,
+            &headers(&[
+                ("retry-after", "3"),
+                ("x-ratelimit-global", "true"),
+                ("x-ratelimit-scope", "global"),
+            ]),
+        );
         let start = Instant::now();
         drop(limits.acquire(&route("9"), later()).await.unwrap());
         assert!(start.elapsed() >= Duration::from_secs(3));
@@ -414,7 +474,10 @@ mod tests {
     async fn a_401_stops_everything() {
         let limits = RestLimits::new(LimitSettings::default());
         limits.observe(&route("1"), 401, &RateHeaders::default());
-        assert_eq!(limits.acquire(&route("2"), later()).await.err(), Some(Refusal::Unauthorized));
+        assert_eq!(
+            limits.acquire(&route("2"), later()).await.err(),
+            Some(Refusal::Unauthorized)
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -426,13 +489,28 @@ mod tests {
         });
         let r = route("1");
         limits.observe(&r, 403, &RateHeaders::default());
-        limits.observe(&r, 429, &headers(&[("retry-after", "0"), ("x-ratelimit-scope", "shared")]));
-        limits.observe(&r, 429, &headers(&[("retry-after", "0"), ("x-ratelimit-scope", "user")]));
-        assert_eq!(limits.counts().invalid_in_window, 2, "shared 429s are not invalid requests");
+        limits.observe(
+            &r,
+            429,
+            &headers(&[("retry-after", "0"), ("x-ratelimit-scope", "shared")]),
+        );
+        limits.observe(
+            &r,
+            429,
+            &headers(&[("retry-after", "0"), ("x-ratelimit-scope", "user")]),
+        );
+        assert_eq!(
+            limits.counts().invalid_in_window,
+            2,
+            "shared 429s are not invalid requests"
+        );
         drop(limits.acquire(&r, later()).await.unwrap());
         limits.observe(&r, 403, &RateHeaders::default());
         let err = limits.acquire(&r, later()).await.err().expect("guarded");
-        assert!(matches!(err, Refusal::InvalidRequestGuard { .. }), "{err:?}");
+        assert!(
+            matches!(err, Refusal::InvalidRequestGuard { .. }),
+            "{err:?}"
+        );
         tokio::time::advance(Duration::from_secs(601)).await;
         drop(limits.acquire(&r, later()).await.unwrap());
     }
@@ -446,8 +524,17 @@ mod tests {
         });
         let start = std::time::Instant::now();
         for i in 0..10 {
-            drop(limits.acquire(&route(&i.to_string()), later()).await.unwrap());
+            drop(
+                limits
+                    .acquire(&route(&i.to_string()), later())
+                    .await
+                    .unwrap(),
+            );
         }
-        assert!(start.elapsed() >= Duration::from_millis(900), "10 calls at 5/s took {:?}", start.elapsed());
+        assert!(
+            start.elapsed() >= Duration::from_millis(900),
+            "10 calls at 5/s took {:?}",
+            start.elapsed()
+        );
     }
 }

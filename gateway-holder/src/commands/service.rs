@@ -3,7 +3,9 @@
 
 use super::executor::{Executor, Outcome};
 use super::queue::{FairQueue, Full, Next};
+use crate::metrics::Metrics;
 use contracts::{ErrorCode, ErrorDetail, HolderCommand};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{oneshot, Semaphore};
@@ -30,13 +32,18 @@ impl Default for ServiceSettings {
 
 struct Job {
     command: HolderCommand,
+    received: Instant,
     reply: oneshot::Sender<Outcome>,
 }
 
 pub struct CommandService {
     queue: FairQueue<Job>,
+    /// Commands admitted and not finished (queued or running): the bound is on these, so "1000
+    /// entries" means 1000 commands the holder has promised to do, wherever they are.
+    outstanding: AtomicUsize,
     executor: Executor,
     settings: ServiceSettings,
+    metrics: Arc<Metrics>,
 }
 
 /// The queue is full: answer 503 `queue_full`.
@@ -44,31 +51,98 @@ pub struct CommandService {
 pub struct QueueFull;
 
 impl CommandService {
-    pub fn new(executor: Executor, settings: ServiceSettings) -> Arc<Self> {
+    pub fn new(executor: Executor, settings: ServiceSettings, metrics: Arc<Metrics>) -> Arc<Self> {
         Arc::new(CommandService {
             queue: FairQueue::new(settings.capacity),
+            outstanding: AtomicUsize::new(0),
             executor,
             settings,
+            metrics,
         })
     }
 
-    pub fn queue_depth(&self) -> usize {
-        self.queue.len()
-    }
-
-    pub fn executor(&self) -> &Executor {
-        &self.executor
+    pub fn capacity(&self) -> usize {
+        self.queue.capacity()
     }
 
     /// Queues a command; the receiver yields its outcome.
     pub fn submit(&self, command: HolderCommand) -> Result<oneshot::Receiver<Outcome>, QueueFull> {
         let (reply, outcome) = oneshot::channel();
         let user = command.user.clone();
-        let deadline = Instant::now() + self.settings.deadline;
-        match self.queue.push(&user, Job { command, reply }, deadline) {
-            Ok(_) => Ok(outcome),
-            Err(Full(_)) => Err(QueueFull),
+        let received = Instant::now();
+        let deadline = received + self.settings.deadline;
+        let job = Job {
+            command,
+            received,
+            reply,
+        };
+        let admitted = self
+            .outstanding
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.settings.capacity).then_some(n + 1)
+            })
+            .is_ok();
+        if !admitted {
+            self.record("queue_full");
+            return Err(QueueFull);
         }
+        match self.queue.push(&user, job, deadline) {
+            Ok(_) => {
+                self.metrics
+                    .command_queue_depth
+                    .set(self.outstanding.load(Ordering::Acquire) as i64);
+                Ok(outcome)
+            }
+            Err(Full(_)) => {
+                // Unreachable while `outstanding` bounds the queue; kept consistent anyway.
+                self.outstanding.fetch_sub(1, Ordering::AcqRel);
+                self.record("queue_full");
+                Err(QueueFull)
+            }
+        }
+    }
+
+    fn record(&self, outcome: &str) {
+        self.metrics
+            .command_outcomes
+            .get_or_create(&Metrics::label("outcome", outcome))
+            .inc();
+    }
+
+    fn finish(&self, job: Job, outcome: Outcome) {
+        let name = match &outcome {
+            Outcome::Sent(_) => "sent".to_string(),
+            Outcome::Failed(e) => serde_json::to_value(e.code)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_else(|| "failed".into()),
+        };
+        self.record(&name);
+        self.metrics
+            .command_dispatch
+            .observe(job.received.elapsed().as_secs_f64());
+        let counts = self.executor.limits().counts();
+        self.metrics
+            .discord_invalid_requests
+            .set(counts.invalid_in_window as i64);
+        for (scope, n) in [
+            ("global", counts.rate_limited_global),
+            ("user", counts.rate_limited_user),
+            ("shared", counts.rate_limited_shared),
+        ] {
+            let c = self
+                .metrics
+                .discord_429s
+                .get_or_create(&Metrics::label("scope", scope));
+            let seen = c.get();
+            if n > seen {
+                c.inc_by(n - seen);
+            }
+        }
+        let left = self.outstanding.fetch_sub(1, Ordering::AcqRel) - 1;
+        self.metrics.command_queue_depth.set(left as i64);
+        // The waiter may have gone (the HTTP answer was already 202 and the result is posted).
+        let _ = job.reply.send(outcome);
     }
 
     /// Runs queued commands until the process ends.
@@ -76,15 +150,29 @@ impl CommandService {
         let slots = Arc::new(Semaphore::new(self.settings.concurrency.max(1)));
         loop {
             let permit = slots.clone().acquire_owned().await.expect("never closed");
-            match self.queue.pop().await {
+            let next = self.queue.pop().await;
+            self.metrics
+                .command_queue_depth
+                .set(self.queue.len() as i64);
+            match next {
                 Next::Expired(q) => {
-                    let _ = q.item.reply.send(Outcome::Failed(ErrorDetail {
-                        code: ErrorCode::DeadlineExceeded,
-                        message: format!("waited {} ms in the queue, past its deadline", q.enqueued.elapsed().as_millis()),
-                        field: None,
-                    }));
+                    let waited = q.enqueued.elapsed();
+                    self.finish(
+                        q.item,
+                        Outcome::Failed(ErrorDetail {
+                            code: ErrorCode::DeadlineExceeded,
+                            message: format!(
+                                "waited {} ms in the queue, past its deadline",
+                                waited.as_millis()
+                            ),
+                            field: None,
+                        }),
+                    );
                 }
                 Next::Run(q) => {
+                    self.metrics
+                        .command_wait
+                        .observe(q.enqueued.elapsed().as_secs_f64());
                     let service = self.clone();
                     tokio::spawn(async move {
                         let job = q.item;
@@ -93,7 +181,7 @@ impl CommandService {
                             .executor
                             .execute(&c.command_id, &c.command, &c.traceparent, q.deadline)
                             .await;
-                        let _ = job.reply.send(outcome);
+                        service.finish(job, outcome);
                         drop(permit);
                     });
                 }

@@ -1,0 +1,376 @@
+//! End to end: commands through the real holder binary's `POST /commands` to an in-process
+//! discord-sim. Each test checks what Discord (the sim) actually received.
+
+mod common;
+
+use common::*;
+use discord_sim::{config::demo, Fault, RateLimitScope, Sim};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(20);
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+struct Setup {
+    sim: Sim,
+    _ingest: Ingest,
+    holder: Holder,
+    addr: String,
+    client: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+async fn setup(extra: &[(&str, &str)]) -> Setup {
+    let sim = start_sim(sim_config()).await;
+    let ingest = Ingest::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let holder = Holder::spawn(&HolderEnv {
+        api_url: sim.api_url(),
+        edge_url: ingest.url(),
+        state_dir: dir.path().to_path_buf(),
+        zlib: false,
+        extra: extra
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    });
+    let addr = holder.http_addr().await;
+    // Identified: the holder's own start-up calls (GET /gateway/bot) are behind us.
+    sim.wait_for(|st| st.identifies >= 1).await;
+    Setup {
+        sim,
+        _ingest: ingest,
+        holder,
+        addr,
+        client: http_client(),
+        _dir: dir,
+    }
+}
+
+fn command(id: &str, user: &str, kind: &str, body: Value, wait_ms: u64) -> Value {
+    json!({
+        "version": "1.0", "command_id": id, "user": user, "guild_id": demo::GUILD_ID.to_string(),
+        "traceparent": TRACEPARENT, "wait_ms": wait_ms, "command": {"kind": kind, "body": body},
+    })
+}
+
+fn send(id: &str, content: &str, nonce: Option<&str>) -> Value {
+    let mut body = json!({"channel_id": demo::GENERAL.to_string(), "content": content});
+    if let Some(n) = nonce {
+        body["nonce"] = json!(n);
+    }
+    command(id, "user-1", "send_message", body, 5000)
+}
+
+impl Setup {
+    async fn post(&self, body: &Value) -> (u16, Value, Option<String>) {
+        self.post_as(body, &format!("Bearer {LINK_TOKEN}")).await
+    }
+
+    async fn post_as(&self, body: &Value, auth: &str) -> (u16, Value, Option<String>) {
+        let r = self
+            .client
+            .post(format!("http://{}/commands", self.addr))
+            .header("authorization", auth)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let tp = r
+            .headers()
+            .get("traceparent")
+            .map(|v| v.to_str().unwrap().to_string());
+        let text = r.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::Null),
+            tp,
+        )
+    }
+
+    fn calls(&self, path_part: &str) -> Vec<discord_sim::RestRecord> {
+        self.sim
+            .rest_calls()
+            .into_iter()
+            .filter(|c| c.path.contains(path_part))
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn each_command_reaches_discord_as_discord_expects() {
+    let s = setup(&[]).await;
+    let (status, answer, tp) = s.post(&send("cmd-a", "hello from a browser", None)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["status"], "sent");
+    assert_eq!(answer["result"]["content"], "hello from a browser");
+    assert_eq!(
+        tp.as_deref(),
+        Some(TRACEPARENT),
+        "the trace context comes back on the answer"
+    );
+
+    let msg_id = answer["result"]["id"].as_str().unwrap().to_string();
+    let react = command(
+        "cmd-b",
+        "user-1",
+        "add_reaction",
+        json!({"channel_id": demo::GENERAL.to_string(), "message_id": msg_id, "emoji": "👍"}),
+        5000,
+    );
+    let (status, answer, _) = s.post(&react).await;
+    assert_eq!(status, 200, "{answer}");
+    let typing = command(
+        "cmd-c",
+        "user-1",
+        "typing_start",
+        json!({"channel_id": demo::GENERAL.to_string()}),
+        5000,
+    );
+    let (status, answer, _) = s.post(&typing).await;
+    assert_eq!(status, 200, "{answer}");
+
+    let sends = s.calls("/messages");
+    let post = sends
+        .iter()
+        .find(|c| c.method == "POST")
+        .expect("message send recorded");
+    assert_eq!(
+        post.path,
+        format!("/api/v10/channels/{}/messages", demo::GENERAL)
+    );
+    assert_eq!(post.authorization.as_deref(), Some("Bot sim-token"));
+    assert_eq!(
+        post.traceparent.as_deref(),
+        Some(TRACEPARENT),
+        "trace id reaches the Discord call"
+    );
+    let body: Value = serde_json::from_str(&post.body).unwrap();
+    assert_eq!(body["content"], "hello from a browser");
+    assert_eq!(body["enforce_nonce"], true);
+    assert!(body["nonce"]
+        .as_str()
+        .is_some_and(|n| !n.is_empty() && n.len() <= 25));
+
+    let reaction = s.calls("/reactions/").pop().expect("reaction recorded");
+    assert_eq!(reaction.method, "PUT");
+    assert_eq!(
+        reaction.path,
+        format!(
+            "/api/v10/channels/{}/messages/{msg_id}/reactions/%F0%9F%91%8D/@me",
+            demo::GENERAL
+        )
+    );
+    let typing = s.calls("/typing").pop().expect("typing recorded");
+    assert_eq!(typing.method, "POST");
+
+    // One log line per hop, with the trace id.
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    s.holder.wait_line("command received", T).await;
+    let log = s.holder.stderr_text();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("command received") && l.contains(trace)),
+        "{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("discord call") && l.contains(trace)),
+        "{log}"
+    );
+    assert!(
+        !log.contains("sim-token") && !log.contains(LINK_TOKEN),
+        "a secret reached the log"
+    );
+}
+
+#[tokio::test]
+async fn a_bucket_is_honoured_without_a_single_429() {
+    let s = setup(&[]).await;
+    // The sim allows 5 sends per 5 s per channel; 8 sends must wait for the reset, not get 429s.
+    let posts: Vec<_> = (0..8)
+        .map(|i| {
+            let mut p = send(&format!("cmd-{i}"), &format!("m{i}"), None);
+            p["wait_ms"] = json!(500);
+            p
+        })
+        .collect();
+    let before = s.sim.stats().rest_calls;
+    let answers = futures::future::join_all(posts.iter().map(|p| s.post(p))).await;
+    for (status, answer, _) in &answers {
+        assert!(*status == 200 || *status == 202, "{status} {answer}");
+    }
+    let ok = s.sim.wait_for(|st| st.rest_calls >= before + 8).await;
+    assert_eq!(ok.rest_429s, 0, "the holder ran into the sim's limit");
+    let at: Vec<u64> = s.calls("/messages").iter().map(|c| c.at_us).collect();
+    assert_eq!(at.len(), 8);
+    assert!(
+        at[5] - at[0] >= 4_000_000,
+        "the 6th send waited for the bucket's reset: {at:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_429_storm_is_retried_within_bounds_and_reported() {
+    let s = setup(&[]).await;
+    s.sim
+        .fault(Fault::RateLimitStormFor {
+            count: 2,
+            scope: RateLimitScope::User,
+            retry_after: Duration::from_millis(200),
+        })
+        .await;
+    let (status, answer, _) = s.post(&send("cmd-s1", "after two 429s", None)).await;
+    assert_eq!(status, 200, "retried past a short storm: {answer}");
+    assert_eq!(
+        s.calls("/messages").len(),
+        3,
+        "two refused calls and one that went through"
+    );
+
+    s.sim
+        .fault(Fault::RateLimitStormFor {
+            count: 50,
+            scope: RateLimitScope::User,
+            retry_after: Duration::from_millis(100),
+        })
+        .await;
+    let (status, answer, _) = s.post(&send("cmd-s2", "never lands", None)).await;
+    assert_eq!(status, 429, "{answer}");
+    assert_eq!(answer["error"]["code"], "rate_limited");
+    assert_eq!(
+        s.calls("/messages").len(),
+        3 + 4,
+        "one call and at most three retries"
+    );
+    let metrics = s
+        .client
+        .get(format!("http://{}/metrics", s.addr))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("holder_discord_rate_limited_total{scope=\"user\"} 6"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_retried_send_with_the_same_nonce_creates_one_message() {
+    let s = setup(&[]).await;
+    let (a, first, _) = s
+        .post(&send("cmd-n1", "exactly once", Some("tab-7-msg-1")))
+        .await;
+    let (b, second, _) = s
+        .post(&send("cmd-n2", "exactly once", Some("tab-7-msg-1")))
+        .await;
+    assert_eq!((a, b), (200, 200), "{first} {second}");
+    assert_eq!(
+        first["result"]["id"], second["result"]["id"],
+        "Discord returned the first message"
+    );
+    // A later send's MESSAGE_CREATE comes after any the two above caused.
+    let (c, _, _) = s.post(&send("cmd-n3", "marker", None)).await;
+    assert_eq!(c, 200);
+    let marker = |s: &Setup| {
+        s.sim
+            .emitted()
+            .iter()
+            .any(|e| e.t == "MESSAGE_CREATE" && e.d.contains("marker"))
+    };
+    tokio::time::timeout(T, async {
+        while !marker(&s) {
+            s.sim
+                .wait_for({
+                    let n = s.sim.stats().emitted;
+                    move |st| st.emitted > n
+                })
+                .await;
+        }
+    })
+    .await
+    .expect("the marker message was emitted");
+    let created = s
+        .sim
+        .emitted()
+        .into_iter()
+        .filter(|e| e.t == "MESSAGE_CREATE" && e.d.contains("exactly once"))
+        .count();
+    assert_eq!(created, 1);
+}
+
+#[tokio::test]
+async fn a_full_queue_refuses_at_once() {
+    let s = setup(&[]).await;
+    // Discord slows to 20 s per call: nothing finishes while 1001 commands arrive.
+    s.sim.fault(Fault::SlowRest(Duration::from_secs(20))).await;
+    let posts: Vec<Value> = (0..1001)
+        .map(|i| {
+            command(
+                &format!("q{i}"),
+                &format!("user-{}", i % 7),
+                "typing_start",
+                json!({"channel_id": demo::GENERAL.to_string()}),
+                0,
+            )
+        })
+        .collect();
+    let answers: Vec<(u16, Value, Option<String>)> =
+        futures::stream::iter(posts.iter().map(|p| s.post(p)))
+            .buffer_unordered(64)
+            .collect()
+            .await;
+    let accepted = answers.iter().filter(|a| a.0 == 202).count();
+    let full: Vec<_> = answers.iter().filter(|a| a.0 == 503).collect();
+    assert_eq!(accepted, 1000, "1000 accepted");
+    assert_eq!(full.len(), 1, "one refused");
+    assert_eq!(full[0].1["error"]["code"], "queue_full");
+}
+
+#[tokio::test]
+async fn a_401_stops_every_later_call() {
+    let s = setup(&[]).await;
+    s.sim.fault(Fault::RevokeToken(true)).await;
+    let (status, answer, _) = s.post(&send("cmd-u1", "refused", None)).await;
+    assert_eq!(status, 502, "{answer}");
+    assert!(
+        answer["error"]["message"].as_str().unwrap().contains("401"),
+        "{answer}"
+    );
+    let calls = s.sim.rest_calls().len();
+    let (status, answer, _) = s.post(&send("cmd-u2", "not even tried", None)).await;
+    assert_eq!(status, 502, "{answer}");
+    assert_eq!(s.sim.rest_calls().len(), calls, "no call after the 401");
+}
+
+#[tokio::test]
+async fn bad_bodies_and_tokens_are_refused_with_the_field_named() {
+    let s = setup(&[]).await;
+    let mut bad = send("cmd-x", "", None);
+    let (status, answer, _) = s.post(&bad).await;
+    assert_eq!(status, 400);
+    assert_eq!(answer["error"]["field"], "command.body.content");
+    bad = send("cmd-x", "ok", None);
+    bad["command"]["body"]["channel_id"] = json!("nope");
+    let (status, answer, _) = s.post(&bad).await;
+    assert_eq!(status, 400);
+    // Inside the tagged `command` serde reports the enclosing field; the message names the rule.
+    assert_eq!(answer["error"]["field"], "command");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("snowflake"),
+        "{answer}"
+    );
+    let (status, answer, _) = s.post_as(&send("cmd-y", "hi", None), "Bearer wrong").await;
+    assert_eq!(status, 401, "{answer}");
+    assert!(s.calls("/channels/").is_empty(), "nothing reached Discord");
+}
+
+use futures::StreamExt;
