@@ -23,6 +23,9 @@ pub struct Inflater {
     out: Vec<u8>,
 }
 
+/// The largest message, compressed or inflated, a peer may make us hold.
+const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
 impl Default for Inflater {
     fn default() -> Self {
         Self::new()
@@ -44,7 +47,7 @@ impl Inflater {
         self.compressed.extend_from_slice(frame);
         if !self.compressed.ends_with(&SUFFIX) {
             // Bound a stream that never completes a message (a broken peer).
-            if self.compressed.len() > 64 * 1024 * 1024 {
+            if self.compressed.len() > MAX_MESSAGE_BYTES {
                 return Err(InflateError("message larger than 64 MiB".into()));
             }
             return Ok(None);
@@ -52,6 +55,11 @@ impl Inflater {
         self.out.clear();
         let mut input: &[u8] = &self.compressed;
         loop {
+            if self.out.len() > MAX_MESSAGE_BYTES {
+                // A small frame can inflate ~1000×: bound the output, not only the input.
+                self.compressed.clear();
+                return Err(InflateError("inflated message larger than 64 MiB".into()));
+            }
             if self.out.capacity() - self.out.len() < 16 * 1024 {
                 self.out.reserve(self.out.capacity().max(64 * 1024));
             }

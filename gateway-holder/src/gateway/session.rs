@@ -90,39 +90,39 @@ pub struct Gateway {
 }
 
 #[derive(Deserialize)]
-struct Frame<'a> {
-    op: u8,
+pub struct Frame<'a> {
+    pub op: u8,
     #[serde(borrow, default)]
-    d: Option<&'a RawValue>,
+    pub d: Option<&'a RawValue>,
     #[serde(default)]
-    s: Option<u64>,
+    pub s: Option<u64>,
     #[serde(borrow, default)]
-    t: Option<Cow<'a, str>>,
+    pub t: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
-struct Ready<'a> {
+pub struct Ready<'a> {
     #[serde(borrow)]
-    session_id: Cow<'a, str>,
+    pub session_id: Cow<'a, str>,
     #[serde(borrow)]
-    resume_gateway_url: Cow<'a, str>,
+    pub resume_gateway_url: Cow<'a, str>,
 }
 
 #[derive(Deserialize)]
-struct Hello {
-    heartbeat_interval: u64,
+pub struct Hello {
+    pub heartbeat_interval: u64,
 }
 
 /// The top-level ids of a dispatch, when present and well-formed.
 #[derive(Deserialize, Default)]
-struct Routing<'a> {
+pub struct Routing<'a> {
     #[serde(borrow, default)]
-    guild_id: Option<Cow<'a, str>>,
+    pub guild_id: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    channel_id: Option<Cow<'a, str>>,
+    pub channel_id: Option<Cow<'a, str>>,
 }
 
-fn snowflake(v: Option<Cow<'_, str>>) -> Option<Snowflake> {
+pub fn snowflake(v: Option<Cow<'_, str>>) -> Option<Snowflake> {
     v.and_then(|s| s.parse().ok())
 }
 
@@ -626,7 +626,10 @@ impl Gateway {
                     }
                 };
                 let next_id = (self.last_id + 1).max(self.store.id_floor());
-                let id_offset = next_id as i64 - seq as i64;
+                // i128: a peer sending `s` ≥ 2^63 must not overflow (found by review of the fuzz target).
+                let id_offset = (i128::from(next_id) - i128::from(seq))
+                    .clamp(i128::from(i64::MIN), i128::from(i64::MAX))
+                    as i64;
                 self.store
                     .new_session(&r.session_id, &r.resume_gateway_url, id_offset);
                 self.session = Some(Live {
@@ -651,7 +654,10 @@ impl Gateway {
             return None;
         }
         session.seq = seq;
-        let mut id = session.id_offset.saturating_add(seq as i64).max(0) as u64;
+        let mut id = session
+            .id_offset
+            .saturating_add(i64::try_from(seq).unwrap_or(i64::MAX))
+            .max(0) as u64;
         if id <= self.last_id {
             tracing::warn!(
                 id,
