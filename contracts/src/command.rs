@@ -41,9 +41,14 @@ pub struct TypingStart {
     pub channel_id: Snowflake,
 }
 
-/// Any command the holder's queue executes.
+/// Any command the holder's queue executes: `{"kind", "body"}` and no other key.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", content = "body", rename_all = "snake_case")]
+#[serde(
+    tag = "kind",
+    content = "body",
+    rename_all = "snake_case",
+    deny_unknown_fields
+)]
 pub enum Command {
     SendMessage(SendMessage),
     AddReaction(AddReaction),

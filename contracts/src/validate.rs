@@ -47,7 +47,12 @@ pub fn parse_shape<T: DeserializeOwned>(body: &[u8]) -> Result<T, ValidationErro
         }
     }
     let de = &mut serde_json::Deserializer::from_slice(body);
-    let value: T = serde_path_to_error::deserialize(de).map_err(shape_error)?;
+    let value: T = serde_path_to_error::deserialize(&mut *de).map_err(shape_error)?;
+    // One object and nothing after it but whitespace: `{…}garbage` or `{…}{…}` is not a body.
+    de.end().map_err(|e| ValidationError {
+        field: None,
+        message: format!("body is not valid JSON: {}", strip_location(&e.to_string())),
+    })?;
     Ok(value)
 }
 
@@ -229,4 +234,34 @@ pub fn check_emoji(emoji: &str) -> Result<(), String> {
         return Err("must not contain URL or markup characters".into());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{HolderCommand, TypingStart};
+
+    #[test]
+    fn nothing_may_follow_the_object() {
+        // Found by the `ingest_parse` and `command_validate` fuzz targets.
+        let ok = br#" {"channel_id":"1"} "#;
+        assert!(parse::<TypingStart>(ok).is_ok());
+        for bad in [
+            &br#"{"channel_id":"1"}x"#[..],
+            br#"{"channel_id":"1"}{"channel_id":"2"}"#,
+            br#"{"channel_id":"1"}]"#,
+        ] {
+            let e = parse::<TypingStart>(bad).unwrap_err();
+            assert_eq!(e.field, None);
+            assert!(e.message.starts_with("body is not valid JSON"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_command_has_only_kind_and_body() {
+        let body = br#"{"version":"1.0","command_id":"c","user":"u","guild_id":"1","traceparent":"t","wait_ms":1,
+            "command":{"kind":"typing_start","body":{"channel_id":"2"},"extra":1}}"#;
+        let e = parse::<HolderCommand>(body).unwrap_err();
+        assert!(e.to_string().contains("extra"), "{e}");
+    }
 }

@@ -1,20 +1,176 @@
-//! The Worker's `fetch` entry point: picks the guild's `GuildHub` and hands it the request.
+//! The Worker's `fetch` entry point: routing, CORS, authentication, then the guild's `GuildHub`.
+//!
+//! Everything that needs no state runs here, in the stateless Worker, so the single-threaded
+//! hub spends its time on storage and fan-out. A browser never reaches `/link/*` or `/metrics`
+//! without the holder's `LINK_TOKEN`, and those routes never answer CORS.
 
+use crate::auth;
+use crate::config::{Config, Secrets};
+use crate::cors;
+use crate::filter;
+use crate::router::{self, Route};
+use contracts::ErrorCode;
 use worker::*;
 
 /// The Durable Object namespace binding in `wrangler.toml`.
 const HUB_BINDING: &str = "GUILD_HUB";
 
+fn json(status: u16, body: String, extra: &[(&'static str, String)]) -> Result<Response> {
+    let headers = Headers::new();
+    headers.set("Content-Type", "application/json")?;
+    headers.set("Cache-Control", "no-store")?;
+    for (k, v) in extra {
+        headers.set(k, v)?;
+    }
+    Ok(Response::ok(body)?
+        .with_status(status)
+        .with_headers(headers))
+}
+
+fn error(
+    code: ErrorCode,
+    message: impl Into<String>,
+    extra: &[(&'static str, String)],
+) -> Result<Response> {
+    let (status, body) = router::error(code, message);
+    json(status, body, extra)
+}
+
+thread_local! {
+    /// Settings parsed once per isolate: vars and secrets don't change while it lives.
+    static SETTINGS: std::cell::OnceCell<std::result::Result<(Config, Secrets), String>> =
+        const { std::cell::OnceCell::new() };
+}
+
+fn settings(env: &Env) -> std::result::Result<(Config, Secrets), String> {
+    SETTINGS.with(|cell| {
+        cell.get_or_init(|| {
+            let var = |k: &str| env.var(k).ok().map(|v| v.to_string());
+            let config = Config::from_lookup(var).map_err(|e| e.to_string())?;
+            Ok((config, Secrets::from_lookup(var)))
+        })
+        .clone()
+    })
+}
+
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     console_error_panic_hook::set_once();
-    let guild = env
-        .var("GUILD_ID")
-        .map(|v| v.to_string())
-        .unwrap_or_else(|_| "default".into());
+    let (config, secrets) = match settings(&env) {
+        Ok(s) => s,
+        Err(e) => {
+            console_error!("entry: {e}");
+            return error(ErrorCode::Internal, format!("edge misconfigured: {e}"), &[]);
+        }
+    };
+    let method = req.method().to_string();
+    let path = req.path();
+    let route = match router::route(&method, &path) {
+        Ok(r) => r,
+        Err(e) => {
+            let (status, body) = router::no_route(&e, &method, &path);
+            let allow = match e {
+                router::NoRoute::MethodNotAllowed { allow } => vec![("Allow", allow.to_string())],
+                router::NoRoute::NotFound => vec![],
+            };
+            return json(status, body, &allow);
+        }
+    };
+    let origin = req.headers().get("Origin")?;
+    let cors_origin = route
+        .is_browser()
+        .then(|| cors::allowed(&config.allowed_origins, origin.as_deref()))
+        .flatten()
+        .map(str::to_string);
+    let cors_headers = cors_origin
+        .as_deref()
+        .map(cors::response_headers)
+        .unwrap_or_default();
+
+    if route == Route::Preflight {
+        return match cors_origin.as_deref() {
+            Some(o) => {
+                let headers = Headers::new();
+                for (k, v) in cors::preflight_headers(o) {
+                    headers.set(k, &v)?;
+                }
+                Ok(Response::empty()?.with_status(204).with_headers(headers))
+            }
+            None => error(ErrorCode::Forbidden, "origin is not allowed", &[]),
+        };
+    }
+
+    let authorization = req.headers().get("Authorization")?;
+    let mut guild = config.guild_id.clone();
+    if route.needs_link_token() {
+        if let Err(d) = auth::check_link(&secrets, authorization.as_deref()) {
+            console_warn!("entry: {method} {path} refused: {}", d.message);
+            return error(d.code, d.message, &[("WWW-Authenticate", "Bearer".into())]);
+        }
+        if route == Route::Ingest {
+            let max = config.max_ingest_bytes;
+            let declared = req
+                .headers()
+                .get("Content-Length")?
+                .and_then(|v| v.parse::<u64>().ok());
+            if declared.is_some_and(|n| n > max) {
+                return error(
+                    ErrorCode::TooLarge,
+                    format!("ingest body exceeds {max} bytes; split the batch"),
+                    &[],
+                );
+            }
+        }
+    }
+    if route == Route::Stream {
+        let now_secs = (js_sys::Date::now() / 1000.0) as u64;
+        let cookie = req.headers().get("Cookie")?;
+        if let Err(d) = auth::check_read(
+            &secrets,
+            config.public_read,
+            authorization.as_deref(),
+            cookie.as_deref(),
+            now_secs,
+        ) {
+            let mut extra = cors_headers.clone();
+            extra.push(("WWW-Authenticate", "Bearer".into()));
+            return error(d.code, d.message, &extra);
+        }
+        let url = req.url()?;
+        let requested = filter::pairs(url.query().unwrap_or(""))
+            .into_iter()
+            .find(|(k, _)| k == "guild")
+            .map(|(_, v)| v);
+        match config.guild_for(requested.as_deref()) {
+            Some(g) => guild = g.to_string(),
+            None => {
+                return error(
+                    ErrorCode::NotFound,
+                    "this edge does not serve that guild",
+                    &cors_headers,
+                )
+            }
+        }
+    }
+
     let stub = env
         .durable_object(HUB_BINDING)?
         .id_from_name(&guild)?
         .get_stub()?;
-    stub.fetch_with_request(req).await
+    let resp = stub.fetch_with_request(req).await?;
+    if cors_headers.is_empty() {
+        return Ok(resp);
+    }
+    // Responses from a stub have immutable headers: copy them into a new response.
+    let headers = Headers::new();
+    for (k, v) in resp.headers().entries() {
+        headers.set(&k, &v)?;
+    }
+    for (k, v) in &cors_headers {
+        headers.set(k, v)?;
+    }
+    Ok(ResponseBuilder::new()
+        .with_status(resp.status_code())
+        .with_headers(headers)
+        .body(resp.body().clone()))
 }

@@ -1,9 +1,35 @@
 //! The edge: a Cloudflare Worker (workers-rs) with one `GuildHub` Durable Object per guild.
 //!
-//! The Worker entry point ([`entry`], wasm32 only) authenticates and routes requests; every
-//! guild-scoped route is forwarded to that guild's `GuildHub` object ([`hub`]), which owns the
-//! replay window, the SSE clients and the voice state. Logic that does not need the Workers runtime
-//! lives in plain modules that `cargo test` runs natively.
+//! A tour, in the order a request travels:
+//!
+//! - `entry` (wasm32 only): the Worker's `fetch`. Matches the route ([`router`]), answers CORS
+//!   preflights ([`cors`]), checks the holder's `LINK_TOKEN` or the browser's session ([`auth`],
+//!   [`jwt`]) and forwards guild-scoped requests to that guild's hub. Auth runs here, in the
+//!   stateless Worker, so the single-threaded hub spends its CPU on fan-out.
+//! - `hub` (wasm32 only): the `GuildHub` Durable Object, one file per concern: `hub/store.rs`
+//!   (SQLite replay window, cursor, dedup marks), `hub/ingest.rs`, `hub/stream.rs`,
+//!   `hub/pump.rs` (client queues into native response streams), `hub/ticker.rs` (pings and
+//!   link-quiet checks), `hub/mod.rs` (state and dispatch).
+//! - Pure logic, unit-tested natively by `cargo test`: [`config`] (vars), [`ingest`] (dedup by
+//!   epoch and id, gaps in place), [`event`] (the stored record and its JSON), [`window`]
+//!   (replay arithmetic), [`link`] (holder link up/down), [`filter`] (stream query),
+//!   [`sse`] (framing), [`queue`] (bounded per-client queue), [`fanout`] (the client set; the
+//!   seam where fan-out shard objects plug in), [`metrics`] (Prometheus text).
+
+pub mod auth;
+pub mod config;
+pub mod cors;
+pub mod event;
+pub mod fanout;
+pub mod filter;
+pub mod ingest;
+pub mod jwt;
+pub mod link;
+pub mod metrics;
+pub mod queue;
+pub mod router;
+pub mod sse;
+pub mod window;
 
 #[cfg(target_arch = "wasm32")]
 mod entry;

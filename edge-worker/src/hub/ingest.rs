@@ -1,0 +1,143 @@
+//! `POST /link/ingest`: read the body (capped), validate it, drop duplicates, store the new
+//! events with fresh cursors, and only then fan them out and answer. The holder retries until it
+//! gets a 2xx, so a batch is acknowledged only once its events are in storage.
+
+use super::{error, json, now_ms, Hub};
+use crate::event::{self, EdgeEvent};
+use crate::ingest::{self, Item};
+use crate::router;
+use contracts::{ErrorCode, GapEvent, GapReason, IngestBatch, Version};
+use std::cell::RefCell;
+use std::rc::Rc;
+use worker::*;
+
+pub(crate) async fn handle(hub: &Rc<RefCell<Hub>>, mut req: Request) -> Result<Response> {
+    let started = now_ms();
+    let max = hub.borrow().config.max_ingest_bytes;
+    let declared = req
+        .headers()
+        .get("Content-Length")?
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max) {
+        hub.borrow_mut().metrics.ingest_rejected += 1;
+        return too_large(max);
+    }
+    // The only await: other requests may run meanwhile, so nothing is borrowed across it.
+    let body = req.bytes().await?;
+    if body.len() as u64 > max {
+        hub.borrow_mut().metrics.ingest_rejected += 1;
+        return too_large(max);
+    }
+    let batch: IngestBatch = match contracts::validate::parse(&body)
+        .and_then(|b: IngestBatch| ingest::check(&b).map(|_| b))
+    {
+        Ok(b) => b,
+        Err(e) => {
+            hub.borrow_mut().metrics.ingest_rejected += 1;
+            let (status, body) = router::invalid(e);
+            return json(status, body);
+        }
+    };
+    let mut h = hub.borrow_mut();
+    let answer = h.ingest(batch)?;
+    let now = now_ms();
+    h.metrics
+        .ingest_latency
+        .observe_ms(now.saturating_sub(started) as f64);
+    json(200, answer)
+}
+
+fn too_large(max: u64) -> Result<Response> {
+    error(
+        ErrorCode::TooLarge,
+        format!("ingest body exceeds {max} bytes; split the batch"),
+    )
+}
+
+impl Hub {
+    /// Stores a validated batch and publishes it; returns the answer body.
+    fn ingest(&mut self, batch: IngestBatch) -> Result<String> {
+        let now = now_ms();
+        let IngestBatch {
+            epoch,
+            envelopes,
+            gaps,
+            gateway,
+            ..
+        } = batch;
+        let keepalive = envelopes.is_empty() && gaps.is_empty();
+        let high_water = self.high_water(&epoch)?;
+        let plan = ingest::plan(envelopes, gaps, high_water);
+
+        let mut events = Vec::with_capacity(plan.items.len() + 1);
+        // The link coming back (or a gateway change) is announced before the batch's events.
+        let status = self.link.on_holder(now, gateway, self.config.link_quiet_ms);
+        if let Some(s) = &status {
+            events.push(super::status_event(s));
+        }
+        let mut dispatches = 0u64;
+        let mut holder_gaps = 0u64;
+        for item in plan.items {
+            match item {
+                Item::Dispatch(env) => {
+                    self.metrics
+                        .holder_lag
+                        .observe_ms(now.saturating_sub(env.received_at) as f64);
+                    let (name, channel, data) = event::dispatch(env);
+                    events.push(EdgeEvent {
+                        cursor: 0,
+                        at: 0,
+                        name,
+                        channel,
+                        data,
+                    });
+                    dispatches += 1;
+                }
+                Item::Gap(g) => {
+                    // `append` hands out cursors in order, so this event's cursor is known now:
+                    // the events between its neighbours' cursors are the lost ones.
+                    let cursor = self.head + 1 + events.len() as u64;
+                    let data = event::gap_data(&GapEvent {
+                        version: Version,
+                        reason: GapReason::HolderBuffer,
+                        after: cursor - 1,
+                        before: Some(cursor + 1),
+                        missing: Some(g.to_id - g.from_id + 1),
+                    });
+                    events.push(EdgeEvent {
+                        cursor,
+                        at: 0,
+                        name: crate::sse::GAP.into(),
+                        channel: None,
+                        data,
+                    });
+                    holder_gaps += 1;
+                }
+            }
+        }
+        self.append(now, &mut events)?;
+        if let Some(hw) = plan.high_water.filter(|hw| Some(*hw) != high_water) {
+            self.set_high_water(&epoch, hw, now)?;
+        }
+        self.save_link(now, status.is_some())?;
+        self.trim(now)?;
+
+        self.metrics.ingest_batches += 1;
+        self.metrics.ingest_keepalives += u64::from(keepalive);
+        self.metrics.events_in += dispatches;
+        self.metrics.duplicates += plan.duplicates;
+        self.metrics.holder_gaps += holder_gaps;
+        if status.is_some() {
+            self.metrics.status_events += 1;
+            console_log!("hub: holder link is up");
+        }
+        self.publish(now, &events);
+        Ok(format!(
+            r#"{{"version":"{}","accepted":{},"duplicates":{},"cursor":{}}}"#,
+            contracts::VERSION,
+            dispatches + holder_gaps,
+            plan.duplicates,
+            self.head
+        ))
+    }
+}

@@ -1,0 +1,295 @@
+//! `GuildHub`: the Durable Object that owns one guild's stream. One file per concern:
+//!
+//! - `store.rs`: SQLite storage (replay window, cursor, dedup marks, link state).
+//! - `ingest.rs`: `POST /link/ingest`: dedup, store, then fan out.
+//! - `stream.rs`: `GET /api/stream`: replay and hand-over to live, the SSE body.
+//! - `pump.rs`: moves each client's queue into its response body (a native stream).
+//! - `ticker.rs`: the timer that sends pings and notices a quiet holder link.
+//!
+//! The Worker entry has already authenticated the request; the hub trusts its caller.
+//! All mutable state sits in one `Rc<RefCell<Hub>>`. Handlers borrow it only in synchronous
+//! sections (never across an `.await`), which is also what makes replay-then-live atomic.
+
+mod ingest;
+mod pump;
+mod store;
+mod stream;
+mod ticker;
+
+use crate::config::Config;
+use crate::event::{self, EdgeEvent};
+use crate::fanout::ClientSet;
+use crate::link::LinkTracker;
+use crate::metrics::{Gauges, Metrics};
+use crate::router;
+use crate::window;
+use contracts::{ErrorCode, LinkState, StatusEvent};
+use std::cell::RefCell;
+use std::rc::Rc;
+use store::Store;
+use worker::js_sys::Uint8Array;
+use worker::*;
+
+/// A chunk of SSE bytes in JavaScript memory, shared by every client that gets it.
+pub(crate) type Chunk = Uint8Array;
+
+pub(crate) fn chunk(bytes: &[u8]) -> Chunk {
+    Uint8Array::from(bytes)
+}
+
+pub(crate) fn now_ms() -> u64 {
+    js_sys::Date::now() as u64
+}
+
+pub(crate) struct Hub {
+    config: Config,
+    store: Store,
+    clients: ClientSet<Chunk>,
+    pumps: pump::Pumps,
+    link: LinkTracker,
+    metrics: Metrics,
+    /// The newest cursor handed out (mirrors `meta.head`).
+    head: u64,
+    /// Edge time of the newest stored event; stored times never go backwards.
+    last_at: u64,
+    last_age_trim: u64,
+    /// Cursors below this were deleted by the size limit already.
+    trimmed_below: u64,
+    /// The current epoch's dedup mark, cached (the holder keeps one epoch for its lifetime).
+    high_water: Option<(String, Option<u64>)>,
+    /// When the link tracker was last written (its `last_seen` is saved at most once a second).
+    link_saved_at: u64,
+    ticker_running: bool,
+}
+
+impl Hub {
+    fn open(state: &State, env: &Env) -> std::result::Result<Hub, String> {
+        let config = Config::from_lookup(|k| env.var(k).ok().map(|v| v.to_string()))
+            .map_err(|e| e.to_string())?;
+        let store = Store::open(state.storage().sql()).map_err(|e| format!("storage: {e}"))?;
+        let head = store.head().map_err(|e| format!("storage: {e}"))?;
+        let link = store.link().map_err(|e| format!("storage: {e}"))?;
+        Ok(Hub {
+            clients: ClientSet::new(config.client_queue_max),
+            pumps: pump::Pumps::default(),
+            config,
+            store,
+            link,
+            metrics: Metrics::default(),
+            head,
+            last_at: 0,
+            last_age_trim: 0,
+            trimmed_below: 0,
+            high_water: None,
+            link_saved_at: 0,
+            ticker_running: false,
+        })
+    }
+
+    /// Stores `events` in order, giving each the next cursor and the edge time; the head
+    /// is persisted with them. Callers publish the returned events after the writes.
+    fn append(&mut self, now: u64, events: &mut [EdgeEvent]) -> Result<()> {
+        let at = now.max(self.last_at);
+        let mut head = self.head;
+        for e in events.iter_mut() {
+            head += 1;
+            e.cursor = head;
+            e.at = at;
+            self.store.append(e)?;
+        }
+        self.store.set_head(head)?;
+        self.head = head;
+        self.last_at = at;
+        Ok(())
+    }
+
+    /// Applies the size limit in steps of [`TRIM_STEP`] events (the window holds at least
+    /// `REPLAY_MAX_EVENTS`) and the age limit at most once a second.
+    fn trim(&mut self, now: u64) -> Result<()> {
+        let floor = window::count_floor(self.head, self.config.replay_max_events);
+        let by_count = floor >= self.trimmed_below + TRIM_STEP;
+        let cutoff = (now.saturating_sub(self.last_age_trim) >= 1_000).then(|| {
+            self.last_age_trim = now;
+            window::age_cutoff(now, self.config.replay_max_age_ms)
+        });
+        if by_count || cutoff.is_some() {
+            self.store.trim(if by_count { floor } else { 0 }, cutoff)?;
+            if by_count {
+                self.trimmed_below = floor;
+            }
+        }
+        Ok(())
+    }
+
+    /// The dedup mark of `epoch`, from the cache or storage.
+    fn high_water(&mut self, epoch: &str) -> Result<Option<u64>> {
+        match &self.high_water {
+            Some((e, hw)) if e == epoch => Ok(*hw),
+            _ => {
+                let hw = self.store.high_water(epoch)?;
+                self.high_water = Some((epoch.to_string(), hw));
+                Ok(hw)
+            }
+        }
+    }
+
+    fn set_high_water(&mut self, epoch: &str, hw: u64, now: u64) -> Result<()> {
+        let new_epoch = !matches!(&self.high_water, Some((e, Some(_))) if e == epoch);
+        self.store.set_high_water(epoch, hw, now, new_epoch)?;
+        self.high_water = Some((epoch.to_string(), Some(hw)));
+        Ok(())
+    }
+
+    /// Saves the link tracker when what browsers were told changed, and its `last_seen` at
+    /// most once a second.
+    fn save_link(&mut self, now: u64, changed: bool) -> Result<()> {
+        if changed || now.saturating_sub(self.link_saved_at) >= 1_000 {
+            self.store.set_link(&self.link)?;
+            self.link_saved_at = now;
+        }
+        Ok(())
+    }
+
+    /// Stores and publishes a `status` event.
+    fn emit_status(&mut self, now: u64, status: &StatusEvent) -> Result<()> {
+        let mut events = vec![status_event(status)];
+        self.append(now, &mut events)?;
+        self.save_link(now, true)?;
+        self.metrics.status_events += 1;
+        self.publish(now, &events);
+        Ok(())
+    }
+
+    fn publish(&mut self, now: u64, events: &[EdgeEvent]) {
+        let p = self.clients.publish(events, now, chunk);
+        self.pumps.drive_all();
+        self.metrics.events_out += p.events_out;
+        self.metrics.writes += p.writes;
+        self.metrics.slow_closed += p.slow_closed;
+        self.metrics.dropped += p.dropped;
+        if p.slow_closed > 0 {
+            console_warn!(
+                "hub: closed {} slow client(s), {} event(s) not delivered",
+                p.slow_closed,
+                p.dropped
+            );
+        }
+    }
+
+    /// Announces a quiet link, if it just went quiet.
+    fn check_link(&mut self, now: u64) -> Result<()> {
+        if let Some(status) = self.link.on_tick(now, self.config.link_quiet_ms) {
+            console_log!(
+                "hub: holder link is down (quiet for {} ms)",
+                self.config.link_quiet_ms
+            );
+            self.emit_status(now, &status)?;
+        }
+        Ok(())
+    }
+
+    fn metrics_text(&mut self) -> Result<String> {
+        let now = now_ms();
+        let gauges = Gauges {
+            clients: self.clients.len() as u64,
+            head: self.head,
+            window_events: self.store.count()?,
+            link_up: self.link.state(now, self.config.link_quiet_ms) == LinkState::Up,
+        };
+        Ok(self.metrics.render(&gauges))
+    }
+}
+
+/// The size limit is applied once this many events are beyond it.
+const TRIM_STEP: u64 = 64;
+
+/// A stored `status` event (cursor and time are set by [`Hub::append`]).
+fn status_event(status: &StatusEvent) -> EdgeEvent {
+    EdgeEvent {
+        cursor: 0,
+        at: 0,
+        name: crate::sse::STATUS.into(),
+        channel: None,
+        data: event::status_data(status),
+    }
+}
+
+pub(crate) fn json(status: u16, body: String) -> Result<Response> {
+    let headers = Headers::new();
+    headers.set("Content-Type", "application/json")?;
+    headers.set("Cache-Control", "no-store")?;
+    Ok(Response::ok(body)?
+        .with_status(status)
+        .with_headers(headers))
+}
+
+pub(crate) fn error(code: ErrorCode, message: impl Into<String>) -> Result<Response> {
+    let (status, body) = router::error(code, message);
+    json(status, body)
+}
+
+#[durable_object]
+pub struct GuildHub {
+    hub: std::result::Result<Rc<RefCell<Hub>>, String>,
+}
+
+impl DurableObject for GuildHub {
+    fn new(state: State, env: Env) -> Self {
+        let hub = Hub::open(&state, &env).map(|h| Rc::new(RefCell::new(h)));
+        if let Err(e) = &hub {
+            console_error!("hub: cannot start: {e}");
+        }
+        GuildHub { hub }
+    }
+
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        let hub = match &self.hub {
+            Ok(h) => h.clone(),
+            Err(e) => return error(ErrorCode::Internal, format!("edge misconfigured: {e}")),
+        };
+        let path = req.path();
+        let result = match (req.method(), path.as_str()) {
+            (Method::Get | Method::Head, "/healthz") => {
+                let head = hub.borrow().head;
+                json(
+                    200,
+                    format!(
+                        r#"{{"version":"{}","status":"ok","cursor":{head}}}"#,
+                        contracts::VERSION
+                    ),
+                )
+            }
+            (Method::Post, "/link/ingest") => ingest::handle(&hub, req).await,
+            (Method::Get, "/api/stream") => stream::handle(&hub, &req),
+            (Method::Get, "/metrics") => {
+                let text = hub.borrow_mut().metrics_text()?;
+                let headers = Headers::new();
+                headers.set("Content-Type", "text/plain; version=0.0.4")?;
+                Ok(Response::ok(text)?.with_headers(headers))
+            }
+            (Method::Post, "/link/disconnect-clients") => {
+                let closed = {
+                    let mut h = hub.borrow_mut();
+                    let n = h.clients.close_all();
+                    h.pumps.drive_all();
+                    n
+                };
+                json(
+                    200,
+                    format!(
+                        r#"{{"version":"{}","closed":{closed}}}"#,
+                        contracts::VERSION
+                    ),
+                )
+            }
+            _ => error(ErrorCode::NotFound, format!("no route for {path}")),
+        };
+        result.or_else(|e| {
+            console_error!("hub: {path}: {e}");
+            error(
+                ErrorCode::Internal,
+                "the edge could not complete the request",
+            )
+        })
+    }
+}

@@ -1,0 +1,124 @@
+//! The Worker's routes, matched purely on method and path so the table is unit-tested. Errors
+//! are the contract's `ErrorBody` (`{"version":"1.0","error":{code,message,field?}}`).
+
+use contracts::{ErrorBody, ErrorCode};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    Healthz,
+    Metrics,
+    Ingest,
+    /// Ops: close every open stream (clients reconnect with `Last-Event-ID`), e.g. to rebalance.
+    DisconnectClients,
+    Stream,
+    /// `OPTIONS` on a browser route.
+    Preflight,
+}
+
+impl Route {
+    /// `/link/*` and `/metrics`: the holder's `LINK_TOKEN`, never a browser session.
+    pub fn needs_link_token(self) -> bool {
+        matches!(
+            self,
+            Route::Metrics | Route::Ingest | Route::DisconnectClients
+        )
+    }
+
+    /// Routes a browser calls, which get CORS headers.
+    pub fn is_browser(self) -> bool {
+        matches!(self, Route::Stream | Route::Preflight)
+    }
+}
+
+/// Why no route matched.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NoRoute {
+    NotFound,
+    /// The path exists; `allow` lists its methods.
+    MethodNotAllowed {
+        allow: &'static str,
+    },
+}
+
+const TABLE: &[(&str, &str, Route)] = &[
+    ("/healthz", "GET", Route::Healthz),
+    ("/metrics", "GET", Route::Metrics),
+    ("/link/ingest", "POST", Route::Ingest),
+    ("/link/disconnect-clients", "POST", Route::DisconnectClients),
+    ("/api/stream", "GET", Route::Stream),
+];
+
+pub fn route(method: &str, path: &str) -> Result<Route, NoRoute> {
+    let Some(&(_, allowed, r)) = TABLE.iter().find(|(p, _, _)| *p == path) else {
+        return Err(NoRoute::NotFound);
+    };
+    if method == allowed || (method == "HEAD" && allowed == "GET" && r == Route::Healthz) {
+        return Ok(r);
+    }
+    if method == "OPTIONS" && r.is_browser() {
+        return Ok(Route::Preflight);
+    }
+    Err(NoRoute::MethodNotAllowed {
+        allow: if r.is_browser() {
+            match allowed {
+                "GET" => "GET, OPTIONS",
+                _ => "POST, OPTIONS",
+            }
+        } else {
+            allowed
+        },
+    })
+}
+
+/// `(status, JSON body)` for an error.
+pub fn error(code: ErrorCode, message: impl Into<String>) -> (u16, String) {
+    (code.http_status(), ErrorBody::new(code, message).to_json())
+}
+
+/// `(status, JSON body)` for a 400 naming a field.
+pub fn invalid(e: contracts::ValidationError) -> (u16, String) {
+    let body: ErrorBody = e.into();
+    (400, body.to_json())
+}
+
+pub fn no_route(e: &NoRoute, method: &str, path: &str) -> (u16, String) {
+    match e {
+        NoRoute::NotFound => error(ErrorCode::NotFound, format!("no route for {path}")),
+        NoRoute::MethodNotAllowed { allow } => error(
+            ErrorCode::MethodNotAllowed,
+            format!("{method} is not allowed on {path}; use {allow}"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table() {
+        assert_eq!(route("POST", "/link/ingest"), Ok(Route::Ingest));
+        assert_eq!(route("GET", "/api/stream"), Ok(Route::Stream));
+        assert_eq!(route("OPTIONS", "/api/stream"), Ok(Route::Preflight));
+        assert_eq!(route("GET", "/nope"), Err(NoRoute::NotFound));
+        assert_eq!(
+            route("GET", "/link/ingest"),
+            Err(NoRoute::MethodNotAllowed { allow: "POST" })
+        );
+        // /link/* never answers a preflight: browsers can't be let in by CORS.
+        assert!(route("OPTIONS", "/link/ingest").is_err());
+        assert!(Route::Ingest.needs_link_token() && Route::Metrics.needs_link_token());
+        assert!(!Route::Stream.needs_link_token());
+    }
+
+    #[test]
+    fn error_bodies_follow_the_contract() {
+        let (status, body) = no_route(&NoRoute::NotFound, "GET", "/x");
+        assert_eq!(status, 404);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["version"], "1.0");
+        assert_eq!(v["error"]["code"], "not_found");
+        let (status, _) = no_route(&NoRoute::MethodNotAllowed { allow: "POST" }, "GET", "/x");
+        assert_eq!(status, 405);
+    }
+}
