@@ -58,11 +58,56 @@ pub fn check_link(secrets: &Secrets, authorization: Option<&str>) -> Result<(), 
         });
     };
     match bearer(authorization) {
-        Some(given) if tokens_equal(given, expected) => Ok(()),
+        Some(given) if link_matches(given, expected, secrets.link_token_previous.as_deref()) => {
+            Ok(())
+        }
         Some(_) => Err(Denied::unauthorized("link token is wrong")),
         None => Err(Denied::unauthorized(
             "missing `Authorization: Bearer <LINK_TOKEN>`",
         )),
+    }
+}
+
+/// `given` against the current token and, during a rotation, the previous one. Both comparisons
+/// always run (constant time, no early exit that would tell which one matched).
+fn link_matches(given: &str, current: &str, previous: Option<&str>) -> bool {
+    let now = given.as_bytes().ct_eq(current.as_bytes());
+    let before = match previous {
+        Some(p) => given.as_bytes().ct_eq(p.as_bytes()),
+        None => subtle::Choice::from(0),
+    };
+    bool::from(now | before)
+}
+
+/// Decides whether a browser may send commands: a valid session with the `write` scope (never
+/// `PUBLIC_READ`). A header token wins over the cookie. Returns the session's claims.
+pub fn check_write(
+    secrets: &Secrets,
+    authorization: Option<&str>,
+    cookie_header: Option<&str>,
+    now_secs: u64,
+) -> Result<Claims, Denied> {
+    let Some(token) = bearer(authorization).or_else(|| cookie(cookie_header, SESSION_COOKIE))
+    else {
+        return Err(Denied::unauthorized(
+            "a session is required: `Authorization: Bearer <jwt>` or cookie rt_session",
+        ));
+    };
+    let Some(secret) = secrets.jwt_secret.as_deref() else {
+        return Err(Denied::unauthorized(
+            "sessions are not configured on this edge (no CLIENT_JWT_SECRET)",
+        ));
+    };
+    match jwt::verify(token, secret.as_bytes(), now_secs) {
+        Ok(claims) if claims.sub.as_deref().is_none_or(str::is_empty) => Err(Denied::unauthorized(
+            "session has no `sub`: commands need a user",
+        )),
+        Ok(claims) if claims.has_scope("write") => Ok(claims),
+        Ok(_) => Err(Denied {
+            code: ErrorCode::Forbidden,
+            message: "session lacks the `write` scope".into(),
+        }),
+        Err(e) => Err(Denied::unauthorized(e.to_string())),
     }
 }
 
@@ -119,7 +164,35 @@ mod tests {
         Secrets {
             link_token: Some("link-secret".into()),
             jwt_secret: Some("jwt-secret".into()),
+            link_token_previous: None,
         }
+    }
+
+    #[test]
+    fn link_token_rotation_accepts_both() {
+        let mut s = secrets();
+        assert!(check_link(&s, Some("Bearer old-secret")).is_err());
+        s.link_token_previous = Some("old-secret".into());
+        assert!(check_link(&s, Some("Bearer old-secret")).is_ok());
+        assert!(check_link(&s, Some("Bearer link-secret")).is_ok());
+        assert!(check_link(&s, Some("Bearer other")).is_err());
+    }
+
+    #[test]
+    fn write_access_rules() {
+        let s = secrets();
+        let rw = jwt::sign(
+            r#"{"sub":"u","exp":100,"scope":"read write"}"#,
+            b"jwt-secret",
+        );
+        let read = jwt::sign(r#"{"sub":"u","exp":100,"scope":"read"}"#, b"jwt-secret");
+        let c = check_write(&s, Some(&format!("Bearer {rw}")), None, 10).unwrap();
+        assert_eq!(c.sub.as_deref(), Some("u"));
+        assert!(check_write(&s, None, Some(&format!("rt_session={rw}")), 10).is_ok());
+        let e = check_write(&s, Some(&format!("Bearer {read}")), None, 10).unwrap_err();
+        assert_eq!(e.code, ErrorCode::Forbidden);
+        let e = check_write(&s, None, None, 10).unwrap_err();
+        assert_eq!(e.code, ErrorCode::Unauthorized);
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub struct Config {
     /// Further guilds `?guild=` may name (`GUILD_IDS`, comma-separated).
     pub extra_guilds: Vec<String>,
     pub public_read: bool,
+    /// `DEV_LOGIN=true`: `POST /api/dev/session` hands out demo sessions (local development only).
+    pub dev_login: bool,
     /// Exact origins allowed to call the browser routes with credentials.
     pub allowed_origins: Vec<String>,
     /// A `: ping` comment at least this often on every stream.
@@ -46,6 +48,22 @@ pub struct Config {
     pub max_ingest_bytes: u64,
     /// Chunks (one per ingest batch) a client may have queued before it is closed as slow.
     pub client_queue_max: usize,
+    /// Commands settings (`/api/actions/*`).
+    pub commands: CommandsConfig,
+}
+
+/// Where and how browser commands are forwarded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommandsConfig {
+    /// The holder's base URL (`POST {HOLDER_URL}/commands`), without a trailing `/`.
+    pub holder_url: String,
+    /// How long the holder may wait for Discord before answering `queued`.
+    pub wait_ms: u64,
+    /// Per-user limit: tokens per second and bucket size.
+    pub rate_per_sec: u64,
+    pub burst: u64,
+    /// Largest accepted command body.
+    pub max_body_bytes: u64,
 }
 
 /// The two secrets, kept apart so `Debug` can't leak them.
@@ -53,6 +71,8 @@ pub struct Config {
 pub struct Secrets {
     pub link_token: Option<String>,
     pub jwt_secret: Option<String>,
+    /// During a rotation, the previous `LINK_TOKEN`, still accepted on `/link/*` and `/metrics`.
+    pub link_token_previous: Option<String>,
 }
 
 impl fmt::Debug for Secrets {
@@ -60,6 +80,10 @@ impl fmt::Debug for Secrets {
         f.debug_struct("Secrets")
             .field("link_token", &self.link_token.as_ref().map(|_| "<set>"))
             .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "<set>"))
+            .field(
+                "link_token_previous",
+                &self.link_token_previous.as_ref().map(|_| "<set>"),
+            )
             .finish()
     }
 }
@@ -72,6 +96,11 @@ pub const DEFAULT_LINK_QUIET_MS: u64 = 30_000;
 pub const DEFAULT_MAX_INGEST_BYTES: u64 = 1 << 20;
 pub const DEFAULT_CLIENT_QUEUE_MAX: usize = 1_000;
 const DEFAULT_GUILD: &str = "default";
+pub const DEFAULT_HOLDER_URL: &str = "http://127.0.0.1:8790";
+pub const DEFAULT_COMMAND_WAIT_MS: u64 = 2_000;
+pub const DEFAULT_ACTION_RATE_PER_SEC: u64 = 10;
+pub const DEFAULT_ACTION_BURST: u64 = 20;
+pub const DEFAULT_MAX_ACTION_BYTES: u64 = 16 * 1024;
 
 impl Config {
     /// Reads every setting through `get` (the variable's value, if set).
@@ -115,6 +144,7 @@ impl Config {
             guild_id,
             extra_guilds,
             public_read,
+            dev_login: get("DEV_LOGIN").is_some_and(|v| v.trim() == "true"),
             allowed_origins,
             heartbeat_ms: number(&get, "SSE_HEARTBEAT_MS", DEFAULT_HEARTBEAT_MS, 50, 300_000)?,
             retry_ms: number(&get, "SSE_RETRY_MS", DEFAULT_RETRY_MS, 10, 600_000)?,
@@ -147,6 +177,7 @@ impl Config {
                 1,
                 100_000,
             )? as usize,
+            commands: commands_config(&get)?,
         })
     }
 
@@ -171,8 +202,47 @@ impl Secrets {
         Secrets {
             link_token: non_empty(get("LINK_TOKEN")),
             jwt_secret: non_empty(get("CLIENT_JWT_SECRET")),
+            link_token_previous: non_empty(get("LINK_TOKEN_PREVIOUS")),
         }
     }
+}
+
+fn commands_config(get: &impl Fn(&str) -> Option<String>) -> Result<CommandsConfig, ConfigError> {
+    let holder_url = match get("HOLDER_URL").filter(|v| !v.is_empty()) {
+        None => DEFAULT_HOLDER_URL.to_string(),
+        Some(u) => {
+            let u = u.trim_end_matches('/').to_string();
+            let rest = u
+                .strip_prefix("http://")
+                .or_else(|| u.strip_prefix("https://"));
+            if rest.is_none_or(|r| r.is_empty() || r.contains(['?', '#', ' '])) {
+                return Err(ConfigError {
+                    var: "HOLDER_URL",
+                    message: format!("{u:?} is not a URL like http://127.0.0.1:8790"),
+                });
+            }
+            u
+        }
+    };
+    Ok(CommandsConfig {
+        holder_url,
+        wait_ms: number(get, "COMMAND_WAIT_MS", DEFAULT_COMMAND_WAIT_MS, 0, 10_000)?,
+        rate_per_sec: number(
+            get,
+            "ACTION_RATE_PER_SEC",
+            DEFAULT_ACTION_RATE_PER_SEC,
+            1,
+            10_000,
+        )?,
+        burst: number(get, "ACTION_BURST", DEFAULT_ACTION_BURST, 1, 100_000)?,
+        max_body_bytes: number(
+            get,
+            "MAX_ACTION_BYTES",
+            DEFAULT_MAX_ACTION_BYTES,
+            256,
+            1 << 20,
+        )?,
+    })
 }
 
 fn list(value: Option<String>) -> Vec<String> {
@@ -270,6 +340,29 @@ mod tests {
             "ALLOWED_ORIGINS"
         );
         assert_eq!(cfg(&[("GUILD_ID", "abc")]).unwrap_err().var, "GUILD_ID");
+    }
+
+    #[test]
+    fn commands_settings() {
+        let c = cfg(&[]).unwrap().commands;
+        assert_eq!(c.holder_url, DEFAULT_HOLDER_URL);
+        assert_eq!((c.wait_ms, c.rate_per_sec, c.burst), (2_000, 10, 20));
+        let c = cfg(&[
+            ("HOLDER_URL", "http://127.0.0.1:9/"),
+            ("COMMAND_WAIT_MS", "0"),
+        ])
+        .unwrap()
+        .commands;
+        assert_eq!(c.holder_url, "http://127.0.0.1:9");
+        assert_eq!(c.wait_ms, 0);
+        assert_eq!(
+            cfg(&[("HOLDER_URL", "ftp://x")]).unwrap_err().var,
+            "HOLDER_URL"
+        );
+        assert_eq!(
+            cfg(&[("ACTION_BURST", "0")]).unwrap_err().var,
+            "ACTION_BURST"
+        );
     }
 
     #[test]

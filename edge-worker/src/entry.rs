@@ -13,7 +13,7 @@ use contracts::ErrorCode;
 use worker::*;
 
 /// The Durable Object namespace binding in `wrangler.toml`.
-const HUB_BINDING: &str = "GUILD_HUB";
+pub(crate) const HUB_BINDING: &str = "GUILD_HUB";
 
 fn json(status: u16, body: String, extra: &[(&'static str, String)]) -> Result<Response> {
     let headers = Headers::new();
@@ -99,6 +99,13 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
             None => error(ErrorCode::Forbidden, "origin is not allowed", &[]),
         };
     }
+    if route == Route::DevSession {
+        return dev_session(&config, &secrets);
+    }
+    if let Route::Action(action) = route {
+        return crate::entry_actions::handle(req, &env, &config, &secrets, action, cors_headers)
+            .await;
+    }
 
     let authorization = req.headers().get("Authorization")?;
     let mut guild = config.guild_id.clone();
@@ -121,20 +128,30 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
                 );
             }
         }
+        if route == Route::CommandResult {
+            return crate::entry_actions::command_result(req, &env, &config).await;
+        }
     }
-    if route == Route::Stream {
+    // The stream reader's user (JWT `sub`), for per-user `command.result` events.
+    let mut stream_user: Option<String> = None;
+    // Voice (`/api/voice`, the legacy WebSocket) is read like the stream.
+    if route.needs_read() {
         let now_secs = (js_sys::Date::now() / 1000.0) as u64;
         let cookie = req.headers().get("Cookie")?;
-        if let Err(d) = auth::check_read(
+        match auth::check_read(
             &secrets,
             config.public_read,
             authorization.as_deref(),
             cookie.as_deref(),
             now_secs,
         ) {
-            let mut extra = cors_headers.clone();
-            extra.push(("WWW-Authenticate", "Bearer".into()));
-            return error(d.code, d.message, &extra);
+            Ok(auth::Reader::Session(claims)) => stream_user = claims.sub,
+            Ok(auth::Reader::Public) => {}
+            Err(d) => {
+                let mut extra = cors_headers.clone();
+                extra.push(("WWW-Authenticate", "Bearer".into()));
+                return error(d.code, d.message, &extra);
+            }
         }
         let url = req.url()?;
         let requested = filter::pairs(url.query().unwrap_or(""))
@@ -157,6 +174,11 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         .durable_object(HUB_BINDING)?
         .id_from_name(&guild)?
         .get_stub()?;
+    let req = if route == Route::Stream {
+        crate::entry_actions::with_user(req, stream_user.as_deref())?
+    } else {
+        req
+    };
     let resp = stub.fetch_with_request(req).await?;
     if cors_headers.is_empty() {
         return Ok(resp);
@@ -173,4 +195,28 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         .with_status(resp.status_code())
         .with_headers(headers)
         .body(resp.body().clone()))
+}
+
+/// `POST /api/dev/session` (see [`crate::dev_session`]).
+fn dev_session(config: &Config, secrets: &Secrets) -> Result<Response> {
+    if !config.dev_login {
+        return error(ErrorCode::NotFound, "no route POST /api/dev/session", &[]);
+    }
+    let Some(secret) = secrets.jwt_secret.as_deref() else {
+        return error(
+            ErrorCode::Internal,
+            "the edge has no CLIENT_JWT_SECRET configured",
+            &[],
+        );
+    };
+    let user = crate::dev_session::demo_user(crate::entry_actions::random::<8>());
+    let now_secs = (js_sys::Date::now() / 1000.0) as u64;
+    let cookie = crate::dev_session::session_cookie(&user, now_secs, secret.as_bytes());
+    console_log!("entry: demo session for {user}");
+    json(
+        200,
+        serde_json::json!({"version": contracts::VERSION, "user": user, "scope": "read write"})
+            .to_string(),
+        &[("Set-Cookie", cookie)],
+    )
 }

@@ -20,6 +20,9 @@ use std::rc::Rc;
 struct Client<C> {
     filter: Filter,
     queue: Rc<RefCell<ClientQueue<C>>>,
+    /// The session's user (JWT `sub`, as `actions::user_key`), for per-user `command.result`;
+    /// `None` for an anonymous (`PUBLIC_READ`) reader.
+    user: Option<String>,
 }
 
 /// What one publish did, for metrics.
@@ -57,6 +60,18 @@ impl<C: Clone> ClientSet<C> {
         now_ms: u64,
         preload: Vec<(C, Option<u64>, u64)>,
     ) -> QueueStream<C> {
+        self.add_for_user(None, filter, cursor, now_ms, preload)
+    }
+
+    /// [`ClientSet::add`] for a client that belongs to `user` (see [`ClientSet::send_to_user`]).
+    pub fn add_for_user(
+        &mut self,
+        user: Option<String>,
+        filter: Filter,
+        cursor: u64,
+        now_ms: u64,
+        preload: Vec<(C, Option<u64>, u64)>,
+    ) -> QueueStream<C> {
         let mut q = ClientQueue::new(self.queue_max, cursor, now_ms);
         for (chunk, c, n) in preload {
             q.preload(chunk, c, n);
@@ -65,6 +80,7 @@ impl<C: Clone> ClientSet<C> {
         self.clients.push(Client {
             filter,
             queue: queue.clone(),
+            user,
         });
         QueueStream::new(queue)
     }
@@ -166,6 +182,37 @@ impl<C: Clone> ClientSet<C> {
         (pinged, slow)
     }
 
+    /// Queues `chunk` (one event that is not stored; `cursor` is the id it carries, if any) for
+    /// the clients of `user` only, whatever their filters. A client too far behind to take it is
+    /// closed as slow. Returns how many clients got it.
+    pub fn send_to_user(
+        &mut self,
+        user: &str,
+        chunk: C,
+        cursor: Option<u64>,
+        now_ms: u64,
+        make: impl Fn(&[u8]) -> C,
+    ) -> u64 {
+        self.prune();
+        let mut sent = 0;
+        for client in self
+            .clients
+            .iter()
+            .filter(|c| c.user.as_deref() == Some(user))
+        {
+            let mut q = client.queue.borrow_mut();
+            match q.push(chunk.clone(), cursor, 1, now_ms) {
+                Push::Queued => sent += 1,
+                Push::Full => {
+                    let final_gap = slow_client_gap(q.delivered());
+                    q.close_with(make(final_gap.as_bytes()));
+                }
+                Push::Gone => {}
+            }
+        }
+        sent
+    }
+
     /// Ends every stream after what is queued (clients reconnect with `Last-Event-ID`).
     pub fn close_all(&mut self) -> usize {
         let n = self.clients.len();
@@ -251,6 +298,24 @@ mod tests {
         let s = text(&drain(&mut some, 1));
         assert!(s.contains("id: 1\n") && s.contains("id: 4\n"));
         assert!(!s.contains("id: 2\n") && !s.contains("id: 3\n"));
+    }
+
+    #[test]
+    fn per_user_events_reach_only_that_users_streams() {
+        let mut set = ClientSet::<Shared<[u8]>>::new(8);
+        let mut alice = set.add_for_user(Some("alice".into()), Filter::default(), 0, 0, vec![]);
+        let f = parse_query("types=TYPING_START").unwrap().filter;
+        let mut alice2 = set.add_for_user(Some("alice".into()), f, 0, 0, vec![]);
+        let mut bob = set.add_for_user(Some("bob".into()), Filter::default(), 0, 0, vec![]);
+        let mut anon = set.add(Filter::default(), 0, 0, vec![]);
+        let make = |b: &[u8]| Shared::<[u8]>::from(b);
+        let n = set.send_to_user("alice", make(b"event: command.result\n\n"), None, 0, make);
+        assert_eq!(n, 2);
+        set.publish(&[ev(1, "MESSAGE_CREATE", None)], 0, make);
+        assert_eq!(text(&drain(&mut alice, 1)), "event: command.result\n\n");
+        assert_eq!(text(&drain(&mut alice2, 1)), "event: command.result\n\n");
+        assert!(text(&drain(&mut bob, 1)).starts_with("id: 1\n"));
+        assert!(text(&drain(&mut anon, 1)).starts_with("id: 1\n"));
     }
 
     #[test]

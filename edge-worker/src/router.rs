@@ -13,6 +13,17 @@ pub enum Route {
     Stream,
     /// `OPTIONS` on a browser route.
     Preflight,
+    /// `POST /api/actions/*`: a browser command, forwarded to the holder.
+    Action(crate::actions::Action),
+    /// `POST /link/command-result`: the holder reports a queued command's outcome.
+    CommandResult,
+    /// `GET /api/voice`: voice membership now (read access, like the stream).
+    Voice,
+    /// `GET /api/internal/events`: the deprecated voice WebSocket (read access; no CORS, a
+    /// WebSocket handshake doesn't use it).
+    LegacyEvents,
+    /// `POST /api/dev/session`: a demo session cookie, only with `DEV_LOGIN=true` (local dev).
+    DevSession,
 }
 
 impl Route {
@@ -20,13 +31,21 @@ impl Route {
     pub fn needs_link_token(self) -> bool {
         matches!(
             self,
-            Route::Metrics | Route::Ingest | Route::DisconnectClients
+            Route::Metrics | Route::Ingest | Route::DisconnectClients | Route::CommandResult
         )
     }
 
     /// Routes a browser calls, which get CORS headers.
     pub fn is_browser(self) -> bool {
-        matches!(self, Route::Stream | Route::Preflight)
+        matches!(
+            self,
+            Route::Stream | Route::Preflight | Route::Action(_) | Route::Voice
+        )
+    }
+
+    /// Routes that need read access (`PUBLIC_READ` or a `read` session) and may name `?guild=`.
+    pub fn needs_read(self) -> bool {
+        matches!(self, Route::Stream | Route::Voice | Route::LegacyEvents)
     }
 }
 
@@ -46,6 +65,25 @@ const TABLE: &[(&str, &str, Route)] = &[
     ("/link/ingest", "POST", Route::Ingest),
     ("/link/disconnect-clients", "POST", Route::DisconnectClients),
     ("/api/stream", "GET", Route::Stream),
+    (
+        "/api/actions/send-message",
+        "POST",
+        Route::Action(crate::actions::Action::SendMessage),
+    ),
+    (
+        "/api/actions/add-reaction",
+        "POST",
+        Route::Action(crate::actions::Action::AddReaction),
+    ),
+    (
+        "/api/actions/typing-start",
+        "POST",
+        Route::Action(crate::actions::Action::TypingStart),
+    ),
+    ("/link/command-result", "POST", Route::CommandResult),
+    ("/api/voice", "GET", Route::Voice),
+    ("/api/internal/events", "GET", Route::LegacyEvents),
+    ("/api/dev/session", "POST", Route::DevSession),
 ];
 
 pub fn route(method: &str, path: &str) -> Result<Route, NoRoute> {
@@ -109,6 +147,37 @@ mod tests {
         assert!(route("OPTIONS", "/link/ingest").is_err());
         assert!(Route::Ingest.needs_link_token() && Route::Metrics.needs_link_token());
         assert!(!Route::Stream.needs_link_token());
+        use crate::actions::Action;
+        assert_eq!(
+            route("POST", "/api/actions/send-message"),
+            Ok(Route::Action(Action::SendMessage))
+        );
+        assert_eq!(
+            route("OPTIONS", "/api/actions/typing-start"),
+            Ok(Route::Preflight)
+        );
+        assert_eq!(
+            route("GET", "/api/actions/add-reaction"),
+            Err(NoRoute::MethodNotAllowed {
+                allow: "POST, OPTIONS"
+            })
+        );
+        assert!(Route::CommandResult.needs_link_token());
+        assert!(route("OPTIONS", "/link/command-result").is_err());
+    }
+
+    #[test]
+    fn voice_routes() {
+        assert_eq!(route("GET", "/api/voice"), Ok(Route::Voice));
+        assert_eq!(route("OPTIONS", "/api/voice"), Ok(Route::Preflight));
+        assert_eq!(
+            route("GET", "/api/internal/events"),
+            Ok(Route::LegacyEvents)
+        );
+        assert!(Route::Voice.needs_read() && Route::LegacyEvents.needs_read());
+        // A WebSocket handshake is not CORS: the legacy socket gets no CORS headers.
+        assert!(!Route::LegacyEvents.is_browser());
+        assert!(!Route::Voice.needs_link_token() && !Route::LegacyEvents.needs_link_token());
     }
 
     #[test]

@@ -32,6 +32,7 @@ const BASE_VARS: &[(&str, &str)] = &[
     ("CLIENT_QUEUE_MAX", "1000"),
     ("HOLDER_URL", "http://127.0.0.1:9"),
     ("VOICE_GRACE_MS", "30000"),
+    ("LEGACY_VOICE_WS", "true"),
 ];
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
@@ -62,11 +63,17 @@ pub struct Edge {
     vars: Vec<(String, String)>,
     log: PathBuf,
     child: Option<Child>,
+    log_level: &'static str,
 }
 
 impl Edge {
     /// Starts an instance with the base settings overridden by `vars`.
     pub fn start(name: &str, vars: &[(&str, &str)]) -> Edge {
+        Edge::start_with_log_level(name, vars, "warn")
+    }
+
+    /// [`Edge::start`] with wrangler's `--log-level` (`log` shows the Worker's `console.log`).
+    pub fn start_with_log_level(name: &str, vars: &[(&str, &str)], level: &'static str) -> Edge {
         ensure_built();
         let n = SEQ.fetch_add(1, Ordering::SeqCst);
         // E2E_EDGE_STATE_ROOT moves the storage (e.g. to /dev/shm, to take the disk's fsync
@@ -93,6 +100,7 @@ impl Edge {
             vars: all,
             log: dir.join("wrangler.log"),
             child: None,
+            log_level: level,
         };
         edge.spawn();
         edge
@@ -120,7 +128,7 @@ impl Edge {
         cmd.stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup log"))
             .stderr(log)
-            .env("WRANGLER_LOG_LEVEL", "warn")
+            .env("WRANGLER_LOG_LEVEL", self.log_level)
             .process_group(0);
         self.child = Some(cmd.spawn().expect("start scripts/edge-dev"));
         self.wait_healthy(Duration::from_secs(60));
@@ -180,6 +188,11 @@ impl Edge {
         {
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Everything wrangler (and the Worker's `console.log`) printed so far.
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     pub fn log_tail(&self) -> String {

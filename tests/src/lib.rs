@@ -7,6 +7,7 @@
 //!   so a test controls the socket exactly (e.g. a client that never reads).
 //! - [`sse`]: an incremental `text/event-stream` reader with deadlines.
 //! - [`holder`]: builds ingest batches the way the gateway holder does.
+//! - [`stack`]: the real holder binary as a child process (whole-pipeline tests).
 //!
 //! Only 127.0.0.1 is used. Every wait has a deadline; nothing sleeps to synchronise.
 
@@ -14,6 +15,7 @@ pub mod edge;
 pub mod holder;
 pub mod http;
 pub mod sse;
+pub mod stack;
 
 use std::path::PathBuf;
 

@@ -77,12 +77,15 @@ impl Hub {
         }
         let mut dispatches = 0u64;
         let mut holder_gaps = 0u64;
+        let mut voice_events = Vec::new();
         for item in plan.items {
             match item {
                 Item::Dispatch(env) => {
                     self.metrics
                         .holder_lag
                         .observe_ms(now.saturating_sub(env.received_at) as f64);
+                    // Voice events caused by this dispatch are stored right after it.
+                    let voice = self.voice.feed(&env.kind, env.d.get(), env.received_at);
                     let (name, channel, data) = event::dispatch(env);
                     events.push(EdgeEvent {
                         cursor: 0,
@@ -91,6 +94,8 @@ impl Hub {
                         channel,
                         data,
                     });
+                    events.extend(voice.iter().map(crate::voice::edge_event));
+                    voice_events.extend(voice);
                     dispatches += 1;
                 }
                 Item::Gap(g) => {
@@ -120,6 +125,7 @@ impl Hub {
             self.set_high_water(&epoch, hw, now)?;
         }
         self.save_link(now, status.is_some())?;
+        self.voice.persist()?;
         self.trim(now)?;
 
         self.metrics.ingest_batches += 1;
@@ -132,6 +138,7 @@ impl Hub {
             console_log!("hub: holder link is up");
         }
         self.publish(now, &events);
+        self.voice.broadcast(&voice_events);
         Ok(format!(
             r#"{{"version":"{}","accepted":{},"duplicates":{},"cursor":{}}}"#,
             contracts::VERSION,

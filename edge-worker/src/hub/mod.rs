@@ -10,11 +10,13 @@
 //! All mutable state sits in one `Rc<RefCell<Hub>>`. Handlers borrow it only in synchronous
 //! sections (never across an `.await`), which is also what makes replay-then-live atomic.
 
+mod commands;
 mod ingest;
 mod pump;
 mod store;
 mod stream;
 mod ticker;
+mod voice;
 
 use crate::config::Config;
 use crate::event::{self, EdgeEvent};
@@ -60,6 +62,11 @@ pub(crate) struct Hub {
     /// When the link tracker was last written (its `last_seen` is saved at most once a second).
     link_saved_at: u64,
     ticker_running: bool,
+    /// Voice membership, drop-outs and the legacy WebSocket (`voice.rs`).
+    voice: voice::Voice,
+    /// Per-user limit on `/api/actions/*` (`commands.rs`).
+    limiter: crate::rate_limit::Limiter,
+    command_counters: crate::actions::CommandCounters,
 }
 
 impl Hub {
@@ -69,6 +76,8 @@ impl Hub {
         let store = Store::open(state.storage().sql()).map_err(|e| format!("storage: {e}"))?;
         let head = store.head().map_err(|e| format!("storage: {e}"))?;
         let link = store.link().map_err(|e| format!("storage: {e}"))?;
+        let voice = voice::Voice::open(state, env, &config.guild_id)?;
+        let config_rate = (config.commands.rate_per_sec, config.commands.burst);
         Ok(Hub {
             clients: ClientSet::new(config.client_queue_max),
             pumps: pump::Pumps::default(),
@@ -83,6 +92,9 @@ impl Hub {
             high_water: None,
             link_saved_at: 0,
             ticker_running: false,
+            voice,
+            limiter: crate::rate_limit::Limiter::new(config_rate.0, config_rate.1),
+            command_counters: Default::default(),
         })
     }
 
@@ -196,7 +208,9 @@ impl Hub {
             window_events: self.store.count()?,
             link_up: self.link.state(now, self.config.link_quiet_ms) == LinkState::Up,
         };
-        Ok(self.metrics.render(&gauges))
+        let mut text = self.metrics.render(&gauges);
+        self.command_counters.render(&mut text);
+        Ok(text)
     }
 }
 
@@ -261,6 +275,10 @@ impl DurableObject for GuildHub {
             }
             (Method::Post, "/link/ingest") => ingest::handle(&hub, req).await,
             (Method::Get, "/api/stream") => stream::handle(&hub, &req),
+            (Method::Post, crate::actions::ADMIT_PATH) => commands::admit(&hub, &req),
+            (Method::Post, "/link/command-result") => commands::result(&hub, req).await,
+            (Method::Get, "/api/voice") => voice::snapshot(&hub, &req),
+            (Method::Get, "/api/internal/events") => voice::legacy(&hub, &req),
             (Method::Get, "/metrics") => {
                 let text = hub.borrow_mut().metrics_text()?;
                 let headers = Headers::new();
@@ -291,5 +309,37 @@ impl DurableObject for GuildHub {
                 "the edge could not complete the request",
             )
         })
+    }
+
+    /// Voice drop-outs (`voice.rs`); fires with no other traffic.
+    async fn alarm(&self) -> Result<Response> {
+        if let Ok(hub) = &self.hub {
+            hub.borrow_mut().voice_alarm()?;
+        }
+        Response::ok("")
+    }
+
+    async fn websocket_message(
+        &self,
+        ws: WebSocket,
+        message: WebSocketIncomingMessage,
+    ) -> Result<()> {
+        voice::on_message(&ws, &message);
+        Ok(())
+    }
+
+    async fn websocket_close(
+        &self,
+        ws: WebSocket,
+        code: usize,
+        _reason: String,
+        _clean: bool,
+    ) -> Result<()> {
+        voice::on_close(&ws, code);
+        Ok(())
+    }
+
+    async fn websocket_error(&self, _ws: WebSocket, _error: Error) -> Result<()> {
+        Ok(())
     }
 }

@@ -40,7 +40,12 @@ pub(crate) fn handle(hub: &Rc<RefCell<Hub>>, req: &Request) -> Result<Response> 
     }
     let readable = {
         let mut h = hub.borrow_mut();
-        let body = h.connect(query)?;
+        // The session's user (set by the Worker), for per-user `command.result` events.
+        let user = req
+            .headers()
+            .get(crate::actions::USER_HEADER)?
+            .filter(|u| !u.is_empty());
+        let body = h.connect(query, user)?;
         h.pumps.start(body)
     };
     ticker::ensure_running(hub);
@@ -56,7 +61,7 @@ pub(crate) fn handle(hub: &Rc<RefCell<Hub>>, req: &Request) -> Result<Response> 
 }
 
 impl Hub {
-    fn connect(&mut self, query: StreamQuery) -> Result<QueueStream<Chunk>> {
+    fn connect(&mut self, query: StreamQuery, user: Option<String>) -> Result<QueueStream<Chunk>> {
         let now = now_ms();
         self.check_link(now)?;
         self.trim(now)?;
@@ -118,6 +123,8 @@ impl Hub {
         preload.push((super::chunk(s.as_bytes()), Some(head), 0));
 
         self.metrics.connects += 1;
-        Ok(self.clients.add(query.filter, head, now, preload))
+        Ok(self
+            .clients
+            .add_for_user(user, query.filter, head, now, preload))
     }
 }

@@ -1,0 +1,72 @@
+//! The hub's side of commands: the per-user request limit (asked by the Worker before it
+//! forwards a command to the holder) and per-user delivery of `command.result`. The Worker has
+//! already authenticated the caller and put the user in `actions::USER_HEADER`.
+
+use super::{now_ms, Hub};
+use crate::actions::USER_HEADER;
+use contracts::ErrorCode;
+use std::cell::RefCell;
+use std::rc::Rc;
+use worker::*;
+
+fn user(req: &Request) -> Result<Option<String>> {
+    Ok(req.headers().get(USER_HEADER)?.filter(|u| !u.is_empty()))
+}
+
+/// `204` when `user` may send one more command now, else `429 rate_limited` with `Retry-After`.
+pub(crate) fn admit(hub: &Rc<RefCell<Hub>>, req: &Request) -> Result<Response> {
+    let Some(user) = user(req)? else {
+        return super::error(ErrorCode::Internal, "no user on the admit request");
+    };
+    let verdict = {
+        let mut h = hub.borrow_mut();
+        let v = h.limiter.check(&user, now_ms());
+        match v {
+            Ok(()) => h.command_counters.admitted += 1,
+            Err(_) => h.command_counters.rate_limited += 1,
+        }
+        v
+    };
+    match verdict {
+        Ok(()) => Ok(Response::empty()?.with_status(204)),
+        Err(secs) => {
+            let resp = super::error(
+                ErrorCode::RateLimited,
+                format!("too many commands; retry after {secs} s"),
+            )?;
+            resp.headers().set("Retry-After", &secs.to_string())?;
+            Ok(resp)
+        }
+    }
+}
+
+/// Queues the `command.result` whose JSON is the body on the open streams of the user; `204`.
+pub(crate) async fn result(hub: &Rc<RefCell<Hub>>, mut req: Request) -> Result<Response> {
+    let Some(user) = user(&req)? else {
+        return super::error(ErrorCode::Internal, "no user on the result request");
+    };
+    let json = req.text().await?;
+    let sent = {
+        let mut h = hub.borrow_mut();
+        // Framed here, with no await before the push: `head` is exactly what every stream has
+        // been given up to (see `actions::result_frame`).
+        let head = h.head;
+        let frame = crate::actions::result_frame(head, &json);
+        let sent = h.clients.send_to_user(
+            &user,
+            super::chunk(frame.as_bytes()),
+            Some(head),
+            now_ms(),
+            super::chunk,
+        );
+        h.pumps.drive_all();
+        h.command_counters.results += 1;
+        h.command_counters.results_delivered += sent;
+        if sent == 0 {
+            h.command_counters.results_unseen += 1;
+        }
+        sent
+    };
+    console_log!("hub: command.result for user={user} queued on {sent} stream(s)");
+    Ok(Response::empty()?.with_status(204))
+}
