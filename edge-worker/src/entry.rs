@@ -15,7 +15,11 @@ use worker::*;
 /// The Durable Object namespace binding in `wrangler.toml`.
 pub(crate) const HUB_BINDING: &str = "GUILD_HUB";
 
-fn json(status: u16, body: String, extra: &[(&'static str, String)]) -> Result<Response> {
+pub(crate) fn json(
+    status: u16,
+    body: String,
+    extra: &[(&'static str, String)],
+) -> Result<Response> {
     let headers = Headers::new();
     headers.set("Content-Type", "application/json")?;
     headers.set("Cache-Control", "no-store")?;

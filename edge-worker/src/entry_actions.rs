@@ -26,17 +26,7 @@ pub(crate) const RESULT_PATH: &str = "/link/command-result";
 
 type Extra = Vec<(&'static str, String)>;
 
-fn respond(status: u16, body: String, extra: &Extra) -> Result<Response> {
-    let headers = Headers::new();
-    headers.set("Content-Type", "application/json")?;
-    headers.set("Cache-Control", "no-store")?;
-    for (k, v) in extra {
-        headers.set(k, v)?;
-    }
-    Ok(Response::ok(body)?
-        .with_status(status)
-        .with_headers(headers))
-}
+use crate::entry::json as respond;
 
 fn fail(code: ErrorCode, message: impl Into<String>, extra: &Extra) -> Result<Response> {
     let (status, body) = router::error(code, message);
@@ -298,7 +288,7 @@ pub(crate) async fn command_result(
         Ok(p) => p,
         Err(e) => {
             let (status, body) = router::invalid(e);
-            return respond(status, body, &vec![]);
+            return respond(status, body, &[]);
         }
     };
     let guild = post.guild_id.to_string();
