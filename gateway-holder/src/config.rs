@@ -49,6 +49,9 @@ pub struct Config {
     pub compression: Compression,
     pub edge_url: Url,
     pub link_token: Secret,
+    /// `LINK_TOKEN_PREVIOUS`: during a rotation, a second token `POST /commands` accepts (the
+    /// holder always sends `LINK_TOKEN`). See README.md, "Rotating LINK_TOKEN".
+    pub link_token_previous: Option<Secret>,
     pub listen: SocketAddr,
     pub state_dir: PathBuf,
     pub log_json: bool,
@@ -128,6 +131,9 @@ impl Config {
 
         let bot_token = secret("DISCORD_BOT_TOKEN", var("DISCORD_BOT_TOKEN"))?;
         let link_token = secret("LINK_TOKEN", var("LINK_TOKEN"))?;
+        let link_token_previous = var("LINK_TOKEN_PREVIOUS")
+            .map(|v| secret("LINK_TOKEN_PREVIOUS", Some(v)))
+            .transpose()?;
 
         let api_url = url(
             "DISCORD_API_URL",
@@ -239,6 +245,7 @@ impl Config {
             compression,
             edge_url,
             link_token,
+            link_token_previous,
             listen,
             state_dir,
         })

@@ -132,10 +132,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             &config.edge_url,
             &config.link_token,
         ),
-        link_auth: Arc::new(config::Secret::new(format!(
-            "Bearer {}",
-            config.link_token.expose()
-        ))),
+        link_auth: Arc::new(
+            std::iter::once(&config.link_token)
+                .chain(config.link_token_previous.as_ref())
+                .map(|t| config::Secret::new(format!("Bearer {}", t.expose())))
+                .collect(),
+        ),
     }));
     let server = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router).await {

@@ -374,3 +374,32 @@ async fn bad_bodies_and_tokens_are_refused_with_the_field_named() {
 }
 
 use futures::StreamExt;
+
+#[tokio::test]
+async fn during_a_rotation_both_link_tokens_are_accepted() {
+    let s = setup(&[("LINK_TOKEN_PREVIOUS", "the-previous-link-token")]).await;
+    let typing = |id: &str| {
+        command(
+            id,
+            "user-1",
+            "typing_start",
+            json!({"channel_id": demo::GENERAL.to_string()}),
+            5000,
+        )
+    };
+    let (status, answer, _) = s.post(&typing("cmd-r1")).await;
+    assert_eq!(status, 200, "current token: {answer}");
+    let (status, answer, _) = s
+        .post_as(&typing("cmd-r2"), "Bearer the-previous-link-token")
+        .await;
+    assert_eq!(status, 200, "previous token: {answer}");
+    let (status, _, _) = s
+        .post_as(&typing("cmd-r3"), "Bearer the-previous-link-tokeN")
+        .await;
+    assert_eq!(status, 401, "any other token is refused");
+    assert_eq!(s.calls("/typing").len(), 2);
+    assert!(
+        !s.holder.stderr_text().contains("the-previous-link-token"),
+        "a secret reached the log"
+    );
+}

@@ -32,8 +32,8 @@ const MAX_WAIT: Duration = Duration::from_secs(10);
 pub struct CommandsState {
     pub service: Arc<CommandService>,
     pub results: ResultPoster,
-    /// `Bearer {LINK_TOKEN}`.
-    pub link_auth: Arc<Secret>,
+    /// `Bearer {LINK_TOKEN}`, and `Bearer {LINK_TOKEN_PREVIOUS}` during a rotation.
+    pub link_auth: Arc<Vec<Secret>>,
 }
 
 pub fn routes(state: CommandsState) -> Router {
@@ -58,7 +58,11 @@ async fn post_command(State(s): State<CommandsState>, headers: HeaderMap, body: 
         .get(header::AUTHORIZATION)
         .map(|v| v.as_bytes())
         .unwrap_or_default();
-    if !bool::from(presented.ct_eq(s.link_auth.expose().as_bytes())) {
+    // Every accepted token is compared (constant time each), so timing tells nothing about which.
+    let accepted = s.link_auth.iter().fold(subtle::Choice::from(0), |ok, t| {
+        ok | presented.ct_eq(t.expose().as_bytes())
+    });
+    if !bool::from(accepted) {
         tracing::warn!("POST /commands with a missing or wrong LINK_TOKEN");
         return error(ErrorCode::Unauthorized, "missing or wrong LINK_TOKEN");
     }
