@@ -362,6 +362,11 @@ fn every_rust_type_matches_its_schema() {
             errors.is_empty(),
             "{name} example {value} fails its schema: {errors:?}"
         );
+        let back = rust_round_trip(name, value).unwrap_or_else(|e| panic!("{name} {value}: {e}"));
+        assert_eq!(
+            &back, value,
+            "{name} does not survive serialize → parse → serialize"
+        );
     }
     // Every payload schema has at least one Rust example (the three primitives are covered inside).
     for name in schemas.keys() {
@@ -369,7 +374,9 @@ fn every_rust_type_matches_its_schema() {
             || matches!(
                 name.as_str(),
                 "Version" | "Snowflake" | "UnixMillis" | "CommandStatus"
-            );
+            )
+            // Built by the edge's voice tracker: edge-worker/tests/voice_snapshot_schema.rs.
+            || matches!(name.as_str(), "VoiceSnapshot" | "VoiceMember");
         assert!(
             covered,
             "schema {name} has no Rust example: add its type to rust_examples()"
@@ -500,6 +507,11 @@ fn every_edge_route_is_documented() {
         "/api/actions/send-message",
         "/api/actions/add-reaction",
         "/api/actions/typing-start",
+        "/api/voice",
+        "/api/internal/events",
+        "/api/dev/session",
+        "/link/command-result",
+        "/link/disconnect-clients",
     ] {
         assert!(paths.contains_key(route), "openapi.yaml lacks {route}");
     }
