@@ -16,6 +16,8 @@ pub const USER_HEADER: &str = "X-Rt-User";
 /// The hub path the Worker asks before forwarding a command (reachable only from the Worker:
 /// the router has no such route).
 pub const ADMIT_PATH: &str = "/hub/commands/admit";
+/// On the admit request: the channel the command acts on (checked against the guild's channels).
+pub const CHANNEL_HEADER: &str = "X-Rt-Channel";
 /// The SSE event name of a queued command's outcome.
 pub const COMMAND_RESULT: &str = "command.result";
 

@@ -4,7 +4,7 @@
 //! the user's streams). Also stamps the stream request with the reader's user. Pure parts are
 //! in `actions.rs` and `traceparent.rs`.
 
-use crate::actions::{self, Action, ADMIT_PATH, USER_HEADER};
+use crate::actions::{self, Action, ADMIT_PATH, CHANNEL_HEADER, USER_HEADER};
 use crate::auth;
 use crate::config::{Config, Secrets};
 use crate::filter;
@@ -173,6 +173,7 @@ pub(crate) async fn handle(
     // The per-user limit lives in the guild's hub (single-threaded, so exact).
     let admit_headers = Headers::new();
     admit_headers.set(USER_HEADER, &key)?;
+    admit_headers.set(CHANNEL_HEADER, &command.channel_id().to_string())?;
     let mut init = RequestInit::new();
     init.with_method(Method::Post).with_headers(admit_headers);
     let admit = Request::new_with_init(&format!("https://hub{ADMIT_PATH}"), &init)?;
@@ -194,6 +195,19 @@ pub(crate) async fn handle(
             let mut e = extra.clone();
             e.push(("Retry-After", retry));
             return respond(429, text, &e);
+        }
+        status @ (403 | 503) => {
+            // Not a channel of this guild, or the guild's channels aren't known yet.
+            let text = admitted.text().await?;
+            console_log!(
+                "actions: trace={trace} {} user={key} refused by the hub ({status})",
+                action.name()
+            );
+            let mut e = extra.clone();
+            if status == 503 {
+                e.push(("Retry-After", "2".into()));
+            }
+            return respond(status, text, &e);
         }
         other => {
             console_error!("actions: trace={trace} hub admit answered {other}");

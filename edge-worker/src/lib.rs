@@ -22,6 +22,7 @@
 //!   and per-user `command.result` delivery), and the pure [`actions`] (parsing, ids, frames),
 //!   [`traceparent`] (W3C trace context) and [`rate_limit`] (token bucket per user).
 //! - [`dev_session`]: `POST /api/dev/session`, demo sessions when `DEV_LOGIN=true`.
+//! - [`guild_channels`]: the guild's channels, so commands can't target another guild's.
 
 pub mod actions;
 pub mod auth;
@@ -31,6 +32,7 @@ pub mod dev_session;
 pub mod event;
 pub mod fanout;
 pub mod filter;
+pub mod guild_channels;
 pub mod ingest;
 pub mod jwt;
 pub mod link;

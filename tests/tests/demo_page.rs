@@ -8,7 +8,7 @@
 
 use discord_sim::config::demo::{ALICE, BOB, GENERAL};
 use discord_sim::{Sim, SimConfig, SimEvent};
-use e2e_tests::edge::Edge;
+use e2e_tests::edge::{Edge, JWT_SECRET, LINK_TOKEN};
 use e2e_tests::stack::HolderProc;
 use e2e_tests::{free_port, repo_root};
 use std::io::{BufRead, BufReader, Write};
@@ -156,6 +156,20 @@ fn demo_console_feed_commands_voice_and_holder_restart() {
     );
     drop(to_node);
     assert!(node.wait().unwrap().success(), "the page script failed");
+    // No secret reaches a log or anything the browser received.
+    let browser_saw = done.clone();
+    for (place, text) in [
+        ("edge log", edge.log_text()),
+        ("holder log", holder.log_text()),
+        ("browser", browser_saw),
+    ] {
+        for secret in [LINK_TOKEN, JWT_SECRET, "sim-token"] {
+            assert!(
+                !text.contains(secret),
+                "{place} contains the secret {secret:?}"
+            );
+        }
+    }
     for shot in [
         "demo-feed.png",
         "demo-dropout.png",

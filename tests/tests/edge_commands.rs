@@ -268,6 +268,21 @@ fn commands_end_to_end() {
     let r = post_action(port, "send-message", Some(&alice), None, &huge);
     assert_eq!(r.status, 413, "{}", r.text());
     assert_eq!(error_of(&r).0, "too_large");
+    // A channel that is not one of this guild's (the bot may be in other guilds): 403, never
+    // forwarded. The hub learned the guild's channels from the holder's GUILD_CREATE.
+    let r = post_action(
+        port,
+        "send-message",
+        Some(&alice),
+        None,
+        r#"{"channel_id":"999999999999999999","content":"elsewhere"}"#,
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(
+        error_of(&r),
+        ("forbidden".to_string(), Some("channel_id".to_string()))
+    );
+    assert_eq!(sim.rest_calls().len(), before, "nothing reached Discord");
 
     // 4. Auth: no session 401, a read-only session 403. CORS as for the stream: a listed
     //    origin gets its preflight and CORS headers (with traceparent exposed) even on errors.

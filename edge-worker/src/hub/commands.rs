@@ -1,9 +1,9 @@
-//! The hub's side of commands: the per-user request limit (asked by the Worker before it
-//! forwards a command to the holder) and per-user delivery of `command.result`. The Worker has
+//! The hub's side of commands: the guild-channel check and the per-user request limit (asked by
+//! the Worker before it forwards a command to the holder) and per-user delivery of `command.result`. The Worker has
 //! already authenticated the caller and put the user in `actions::USER_HEADER`.
 
 use super::{now_ms, Hub};
-use crate::actions::USER_HEADER;
+use crate::actions::{CHANNEL_HEADER, USER_HEADER};
 use contracts::ErrorCode;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -18,6 +18,23 @@ pub(crate) fn admit(hub: &Rc<RefCell<Hub>>, req: &Request) -> Result<Response> {
     let Some(user) = user(req)? else {
         return super::error(ErrorCode::Internal, "no user on the admit request");
     };
+    // The command's channel must be one of this guild's (never let a browser make the bot act in
+    // another guild it is in).
+    let channel = req
+        .headers()
+        .get(CHANNEL_HEADER)?
+        .and_then(|c| c.parse::<contracts::Snowflake>().ok());
+    let Some(channel) = channel else {
+        return super::error(ErrorCode::Internal, "no channel on the admit request");
+    };
+    if let Err(detail) = hub.borrow().channels.check(channel) {
+        let status = detail.code.http_status();
+        let body = contracts::ErrorBody {
+            version: contracts::Version,
+            error: detail,
+        };
+        return super::json(status, body.to_json());
+    }
     let verdict = {
         let mut h = hub.borrow_mut();
         let v = h.limiter.check(&user, now_ms());

@@ -86,6 +86,7 @@ impl Hub {
                         .observe_ms(now.saturating_sub(env.received_at) as f64);
                     // Voice events caused by this dispatch are stored right after it.
                     let voice = self.voice.feed(&env.kind, env.d.get(), env.received_at);
+                    self.channels.feed(&env.kind, env.d.get());
                     let (name, channel, data) = event::dispatch(env);
                     events.push(EdgeEvent {
                         cursor: 0,
@@ -126,6 +127,7 @@ impl Hub {
         }
         self.save_link(now, status.is_some())?;
         self.voice.persist()?;
+        self.channels.persist()?;
         self.trim(now)?;
 
         self.metrics.ingest_batches += 1;

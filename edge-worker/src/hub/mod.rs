@@ -10,6 +10,7 @@
 //! All mutable state sits in one `Rc<RefCell<Hub>>`. Handlers borrow it only in synchronous
 //! sections (never across an `.await`), which is also what makes replay-then-live atomic.
 
+mod channels;
 mod commands;
 mod ingest;
 mod pump;
@@ -64,6 +65,8 @@ pub(crate) struct Hub {
     ticker_running: bool,
     /// Voice membership, drop-outs and the legacy WebSocket (`voice.rs`).
     voice: voice::Voice,
+    /// The guild's channels, which commands may target (`channels.rs`).
+    channels: channels::Channels,
     /// Per-user limit on `/api/actions/*` (`commands.rs`).
     limiter: crate::rate_limit::Limiter,
     command_counters: crate::actions::CommandCounters,
@@ -77,6 +80,8 @@ impl Hub {
         let head = store.head().map_err(|e| format!("storage: {e}"))?;
         let link = store.link().map_err(|e| format!("storage: {e}"))?;
         let voice = voice::Voice::open(state, env, &config.guild_id)?;
+        let channels = channels::Channels::open(state, &config.guild_id)
+            .map_err(|e| format!("storage: {e}"))?;
         let config_rate = (config.commands.rate_per_sec, config.commands.burst);
         Ok(Hub {
             clients: ClientSet::new(config.client_queue_max),
@@ -93,6 +98,7 @@ impl Hub {
             link_saved_at: 0,
             ticker_running: false,
             voice,
+            channels,
             limiter: crate::rate_limit::Limiter::new(config_rate.0, config_rate.1),
             command_counters: Default::default(),
         })
