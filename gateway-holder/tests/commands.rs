@@ -403,3 +403,26 @@ async fn during_a_rotation_both_link_tokens_are_accepted() {
         "a secret reached the log"
     );
 }
+
+#[tokio::test]
+async fn oversized_bodies_and_headers_are_refused() {
+    let s = setup(&[]).await;
+    let huge = send("cmd-big", &"x".repeat(40 * 1024), None);
+    let (status, answer, _) = s.post(&huge).await;
+    assert_eq!(status, 413, "{answer}");
+    assert_eq!(answer["error"]["code"], "too_large");
+    // A megabyte of headers never reaches the handler (hyper's header limit answers first).
+    let r = s
+        .client
+        .post(format!("http://{}/commands", s.addr))
+        .header("authorization", format!("Bearer {LINK_TOKEN}"))
+        .header("x-padding", "y".repeat(1 << 20))
+        .body(send("cmd-hdr", "hi", None).to_string())
+        .send()
+        .await;
+    match r {
+        Ok(resp) => assert!(resp.status().as_u16() >= 400, "accepted: {}", resp.status()),
+        Err(e) => assert!(e.is_request() || e.is_body() || e.is_connect(), "{e}"),
+    }
+    assert!(s.calls("/channels/").is_empty(), "nothing reached Discord");
+}
