@@ -166,6 +166,19 @@ fn delivery_filters_auth_replay_handover_and_restart() {
     assert!(!r.text().contains(LINK_TOKEN));
     let r = http::request(port, "POST", "/link/ingest", &[], good.as_bytes()).unwrap();
     assert_eq!(r.status, 401);
+    // A browser session, however privileged, is not the holder's token.
+    let browser = session("read write", 3600);
+    let r = holder::post_with(port, good.as_bytes(), &format!("Bearer {browser}"));
+    assert_eq!(r.status, 401, "a browser session reached /link/ingest");
+    let cookie_only = http::request(
+        port,
+        "POST",
+        "/link/ingest",
+        &[("Cookie", &format!("rt_session={browser}"))],
+        good.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(cookie_only.status, 401);
     let r = holder::post(port, b"{\"version\":\"1.0\",");
     assert_eq!(r.status, 400);
     assert!(r.text().contains("not valid JSON"), "{}", r.text());
