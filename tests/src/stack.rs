@@ -11,13 +11,19 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// `cargo build -p gateway-holder` once per test binary; the path of the debug binary.
+/// `cargo build -p gateway-holder` once per test binary; the path of the debug binary, or of
+/// the release binary when `E2E_HOLDER_RELEASE=1` (benchmarks).
 pub fn holder_binary() -> &'static PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
+        let release = std::env::var("E2E_HOLDER_RELEASE").is_ok_and(|v| v == "1");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut args = vec!["build", "-p", "gateway-holder"];
+        if release {
+            args.push("--release");
+        }
         let out = Command::new(cargo)
-            .args(["build", "-p", "gateway-holder"])
+            .args(&args)
             .current_dir(repo_root())
             .stdin(Stdio::null())
             .output()
@@ -37,7 +43,9 @@ pub fn holder_binary() -> &'static PathBuf {
                 }
             })
             .unwrap_or_else(|| repo_root().join("target"));
-        let bin = target.join("debug").join("gateway-holder");
+        let bin = target
+            .join(if release { "release" } else { "debug" })
+            .join("gateway-holder");
         assert!(bin.exists(), "no holder binary at {}", bin.display());
         bin
     })
@@ -140,6 +148,11 @@ impl HolderProc {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// The running process' pid (None while killed).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
     }
 
     pub fn log_text(&self) -> String {

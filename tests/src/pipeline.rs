@@ -1,0 +1,736 @@
+//! The whole pipeline under load: discord-sim (in process) → the real `gateway-holder` binary →
+//! `wrangler dev` → N SSE clients on the Worker's own port, with commands flowing back from a
+//! client with a write session. Used by `src/bin/pipeline-bench.rs` (load, ceiling, soak) and by
+//! `tests/pipeline_smoke.rs` (seconds).
+//!
+//! Every dispatch the sim emitted to a session is identified by its `_sim_sent_us` stamp (the
+//! sim stamps each frame once; a RESUME replays identical bytes), so "delivered exactly once" is
+//! checked per client: every emitted stamp received, none twice.
+
+use crate::edge::{Edge, JWT_SECRET};
+use crate::sse::{Item, SseClient};
+use crate::stack::HolderProc;
+use crate::{free_port, http, now_ms, proc_stat};
+use discord_sim::config::demo::{GENERAL, GUILD_ID, RANDOM};
+use discord_sim::{Burst, Fault, Sim, SimConfig, TrafficSpec};
+use serde::Serialize;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// What one run does.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Name of the run (report file stem and state directories).
+    pub name: String,
+    pub clients: usize,
+    /// Base rate, events/s.
+    pub rate: f64,
+    /// Rate during bursts (0: no bursts).
+    pub burst_rate: f64,
+    pub burst_length: Duration,
+    pub burst_every: Duration,
+    /// How long traffic runs.
+    pub duration: Duration,
+    /// Faults at fixed offsets from the start.
+    pub faults: Vec<(Duration, FaultKind)>,
+    /// A random fault every this often (soak), 0 for none.
+    pub random_fault_every: Duration,
+    /// Commands per second (send-message) from a write session.
+    pub commands_per_sec: f64,
+    /// How long clients may take to receive everything after the traffic ended.
+    pub settle: Duration,
+}
+
+/// A fault the run injects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    DropTcp,
+    Reconnect,
+    InvalidSessionResumable,
+    InvalidSessionFresh,
+    Close4000,
+    HolderRestart,
+    EdgeRestart,
+}
+
+const RANDOM_FAULTS: [FaultKind; 7] = [
+    FaultKind::DropTcp,
+    FaultKind::Reconnect,
+    FaultKind::InvalidSessionResumable,
+    FaultKind::InvalidSessionFresh,
+    FaultKind::Close4000,
+    FaultKind::HolderRestart,
+    FaultKind::EdgeRestart,
+];
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FaultRecord {
+    pub kind: FaultKind,
+    /// Unix micros when it was injected (before a kill, after the sim applied it).
+    pub at_us: u64,
+    /// From the fault to the first event emitted after it reaching client 0 (ms).
+    pub recovery_ms: Option<f64>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Percentiles {
+    pub count: usize,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Percentiles {
+    fn of(sorted_us: &[u64]) -> Percentiles {
+        let at = |p: f64| {
+            if sorted_us.is_empty() {
+                return f64::NAN;
+            }
+            sorted_us[((sorted_us.len() as f64 - 1.0) * p).round() as usize] as f64 / 1000.0
+        };
+        Percentiles {
+            count: sorted_us.len(),
+            p50_ms: at(0.5),
+            p95_ms: at(0.95),
+            p99_ms: at(0.99),
+            max_ms: at(1.0),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ProcFigures {
+    pub cpu_seconds: f64,
+    /// Per 1,000 deliveries (one event at one client).
+    pub cpu_seconds_per_1000_events: f64,
+    /// Per 1,000 gateway events (each emitted dispatch once).
+    pub cpu_seconds_per_1000_emitted: f64,
+    pub peak_rss_mb: f64,
+    /// Least-squares slope of RSS over the run (MB per minute).
+    pub rss_slope_mb_per_min: f64,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Report {
+    pub version: &'static str,
+    pub name: String,
+    pub clients: usize,
+    pub clients_connected: usize,
+    pub rate: f64,
+    pub burst_rate: f64,
+    pub seconds: f64,
+    pub worker_port: u16,
+    pub emitted: usize,
+    pub delivered: u64,
+    pub lost: u64,
+    pub duplicated: u64,
+    pub unexpected: u64,
+    pub gaps: u64,
+    pub client_reconnects: u64,
+    /// Gateway→SSE, every event at every client.
+    pub latency: Percentiles,
+    /// The same, without events emitted during a fault's recovery window.
+    pub latency_steady: Percentiles,
+    pub commands_sent: usize,
+    pub commands_answered_ok: usize,
+    pub command_dispatch: Percentiles,
+    pub faults: Vec<FaultRecord>,
+    pub holder: ProcFigures,
+    pub workerd: ProcFigures,
+    /// Client 0's receipts: (seconds since start, latency ms), for the plot.
+    #[serde(skip)]
+    pub timeline: Vec<(f64, f64)>,
+    /// Every latency (µs), sorted, for the CDF.
+    #[serde(skip)]
+    pub all_latencies_us: Vec<u64>,
+    /// Burst windows (seconds since start).
+    pub bursts: Vec<(f64, f64)>,
+    /// Fault times (seconds since start).
+    pub fault_offsets: Vec<(f64, FaultKind)>,
+}
+
+impl Report {
+    /// Every emitted dispatch reached every connected client exactly once.
+    pub fn exactly_once(&self) -> bool {
+        self.lost == 0
+            && self.duplicated == 0
+            && self.clients_connected == self.clients
+            && self.emitted > 0
+    }
+}
+
+fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_micros() as u64
+}
+
+/// `_sim_sent_us` out of an event's data without a full parse.
+fn sim_stamp(data: &str) -> Option<u64> {
+    let key = "\"_sim_sent_us\":";
+    let i = data.find(key)? + key.len();
+    let digits: String = data[i..]
+        .chars()
+        .skip_while(|c| *c == ' ')
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    digits.parse().ok()
+}
+
+fn session(scope: &str) -> String {
+    let exp = now_ms() / 1000 + 24 * 3600;
+    edge_worker::jwt::sign(
+        &format!(r#"{{"sub":"bench-{scope}","exp":{exp},"scope":"{scope}"}}"#),
+        JWT_SECRET.as_bytes(),
+    )
+}
+
+struct ClientOut {
+    connected: bool,
+    /// (stamp, receipt unix µs)
+    receipts: Vec<(u64, u64)>,
+    gaps: u64,
+    reconnects: u64,
+}
+
+struct Shared {
+    port: AtomicU16,
+    stop: AtomicBool,
+    /// Stamps every client must have (set once the traffic ended).
+    expected: Mutex<Option<Arc<HashSet<u64>>>>,
+}
+
+fn open_stream(port: u16, auth: &str, last: Option<u64>) -> Option<SseClient> {
+    let last = last.map(|l| l.to_string());
+    let mut h: Vec<(&str, &str)> = vec![("Authorization", auth)];
+    if let Some(l) = last.as_deref() {
+        h.push(("Last-Event-ID", l));
+    }
+    let mut c = SseClient::connect(port, "/api/stream", &h).ok()?;
+    if c.status != 200 {
+        return None;
+    }
+    // Registered once the preamble arrives.
+    match c.next_item(Duration::from_secs(30)) {
+        Some(Item::Retry(_)) | Some(Item::Event(_)) | Some(Item::Comment(_)) => Some(c),
+        None => None,
+    }
+}
+
+fn client(shared: Arc<Shared>, auth: String, ready: Arc<std::sync::Barrier>) -> ClientOut {
+    let mut out = ClientOut {
+        connected: false,
+        receipts: Vec::with_capacity(8192),
+        gaps: 0,
+        reconnects: 0,
+    };
+    let mut conn = open_stream(shared.port.load(Ordering::SeqCst), &auth, None);
+    out.connected = conn.is_some();
+    ready.wait();
+    if !out.connected {
+        return out;
+    }
+    let mut last_id: Option<u64> = None;
+    let mut seen: HashSet<u64> = HashSet::new();
+    let mut expected: Option<Arc<HashSet<u64>>> = None;
+    // Expected stamps not received yet (known once the traffic ended).
+    let mut missing = usize::MAX;
+    while !shared.stop.load(Ordering::SeqCst) {
+        if expected.is_none() {
+            expected = shared.expected.lock().expect("lock").clone();
+            if let Some(exp) = &expected {
+                missing = exp.iter().filter(|s| !seen.contains(s)).count();
+            }
+        }
+        if missing == 0 {
+            break;
+        }
+        let Some(c) = conn.as_mut() else {
+            thread::sleep(Duration::from_millis(100));
+            conn = open_stream(shared.port.load(Ordering::SeqCst), &auth, last_id);
+            if conn.is_some() {
+                out.reconnects += 1;
+            }
+            continue;
+        };
+        match c.next_timed(Duration::from_millis(300)) {
+            Some((Item::Event(e), _)) => {
+                let at = now_us();
+                if e.id.is_some() {
+                    last_id = e.id;
+                }
+                if e.event == "gap" {
+                    out.gaps += 1;
+                }
+                if let Some(s) = sim_stamp(&e.data) {
+                    if seen.insert(s) && expected.as_ref().is_some_and(|x| x.contains(&s)) {
+                        missing = missing.saturating_sub(1);
+                    }
+                    out.receipts.push((s, at));
+                }
+            }
+            Some(_) => {}
+            None if c.closed => conn = None,
+            None => {}
+        }
+    }
+    out
+}
+
+/// CPU (utime+stime) and RSS samples of the holder and workerd, following restarts.
+struct Sampler {
+    holder_pid: Arc<AtomicU32>,
+    worker_pid: Arc<AtomicU32>,
+    stop: Arc<AtomicBool>,
+    join: Option<thread::JoinHandle<SamplerOut>>,
+}
+
+#[derive(Default)]
+struct SamplerOut {
+    holder: ProcTrack,
+    worker: ProcTrack,
+}
+
+#[derive(Default)]
+struct ProcTrack {
+    /// (pid, cpu seconds at first sight, last cpu seconds)
+    pids: Vec<(u32, f64, f64)>,
+    peak_rss_kb: u64,
+    /// (seconds since start, RSS MB)
+    rss: Vec<(f64, f64)>,
+}
+
+impl ProcTrack {
+    fn sample(&mut self, pid: u32, t: f64, first: bool) {
+        if pid == 0 {
+            return;
+        }
+        let Some(st) = proc_stat(pid) else {
+            return;
+        };
+        match self.pids.iter_mut().find(|p| p.0 == pid) {
+            Some(p) => p.2 = st.cpu_seconds,
+            // A process seen first at the start counts from there; a restarted one from 0.
+            None => self.pids.push((
+                pid,
+                if first { st.cpu_seconds } else { 0.0 },
+                st.cpu_seconds,
+            )),
+        }
+        self.peak_rss_kb = self.peak_rss_kb.max(st.peak_rss_kb).max(st.rss_kb);
+        self.rss.push((t, st.rss_kb as f64 / 1024.0));
+    }
+
+    fn figures(&self, delivered: u64, emitted: usize) -> ProcFigures {
+        let cpu: f64 = self.pids.iter().map(|p| p.2 - p.1).sum();
+        ProcFigures {
+            cpu_seconds: cpu,
+            cpu_seconds_per_1000_emitted: if emitted > 0 {
+                cpu * 1000.0 / emitted as f64
+            } else {
+                f64::NAN
+            },
+            cpu_seconds_per_1000_events: if delivered > 0 {
+                cpu * 1000.0 / delivered as f64
+            } else {
+                f64::NAN
+            },
+            peak_rss_mb: self.peak_rss_kb as f64 / 1024.0,
+            rss_slope_mb_per_min: slope(&self.rss) * 60.0,
+        }
+    }
+}
+
+fn slope(pts: &[(f64, f64)]) -> f64 {
+    let n = pts.len() as f64;
+    if pts.len() < 2 {
+        return 0.0;
+    }
+    let mx = pts.iter().map(|p| p.0).sum::<f64>() / n;
+    let my = pts.iter().map(|p| p.1).sum::<f64>() / n;
+    let num: f64 = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    let den: f64 = pts.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    if den == 0.0 {
+        0.0
+    } else {
+        num / den
+    }
+}
+
+impl Sampler {
+    fn start(holder: u32, worker: u32) -> Sampler {
+        let holder_pid = Arc::new(AtomicU32::new(holder));
+        let worker_pid = Arc::new(AtomicU32::new(worker));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (h, w, s) = (holder_pid.clone(), worker_pid.clone(), stop.clone());
+        let join = thread::spawn(move || {
+            let mut out = SamplerOut::default();
+            let t0 = Instant::now();
+            let mut first = true;
+            loop {
+                let t = t0.elapsed().as_secs_f64();
+                out.holder.sample(h.load(Ordering::SeqCst), t, first);
+                out.worker.sample(w.load(Ordering::SeqCst), t, first);
+                first = false;
+                if s.load(Ordering::SeqCst) {
+                    return out;
+                }
+                thread::sleep(Duration::from_millis(250));
+            }
+        });
+        Sampler {
+            holder_pid,
+            worker_pid,
+            stop,
+            join: Some(join),
+        }
+    }
+
+    fn finish(mut self) -> SamplerOut {
+        self.stop.store(true, Ordering::SeqCst);
+        self.join
+            .take()
+            .map(|j| j.join().expect("sampler"))
+            .unwrap_or_default()
+    }
+}
+
+/// A tiny xorshift for fault choice (no crate needed for that).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn post_command(port: u16, auth: &str, channel: u64, nonce: &str) -> Option<u16> {
+    let body = format!(
+        r#"{{"channel_id":"{channel}","content":"bench command {nonce}","nonce":"{nonce}"}}"#
+    );
+    http::request(
+        port,
+        "POST",
+        "/api/actions/send-message",
+        &[
+            ("Authorization", auth),
+            ("Content-Type", "application/json"),
+        ],
+        body.as_bytes(),
+    )
+    .ok()
+    .map(|r| r.status)
+}
+
+/// Runs the pipeline once and measures it.
+pub fn run(cfg: &Config) -> Report {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let sim = rt
+        .block_on(Sim::start(
+            "127.0.0.1:0".parse().expect("addr"),
+            SimConfig {
+                heartbeat_interval: Duration::from_millis(1500),
+                ..Default::default()
+            },
+        ))
+        .expect("start discord-sim");
+    let _ = crate::stack::holder_binary();
+    let holder_port = free_port();
+    let holder_url = format!("http://127.0.0.1:{holder_port}");
+    let guild = GUILD_ID.to_string();
+    let mut edge = Edge::start(
+        &cfg.name,
+        &[
+            ("HOLDER_URL", &holder_url),
+            ("GUILD_ID", &guild),
+            ("ACTION_RATE_PER_SEC", "100"),
+            ("ACTION_BURST", "100"),
+            ("CLIENT_QUEUE_MAX", "5000"),
+            ("SSE_HEARTBEAT_MS", "5000"),
+        ],
+    );
+    let mut holder = HolderProc::start(&cfg.name, holder_port, edge.port, &sim.api_url());
+    let worker_port = edge.worker_port().unwrap_or(edge.port);
+    let shared = Arc::new(Shared {
+        port: AtomicU16::new(worker_port),
+        stop: AtomicBool::new(false),
+        expected: Mutex::new(None),
+    });
+    sim.clear_records();
+
+    let read_auth = format!("Bearer {}", session("read"));
+    let ready = Arc::new(std::sync::Barrier::new(cfg.clients + 1));
+    let clients: Vec<_> = (0..cfg.clients)
+        .map(|_| {
+            let (s, a, r) = (shared.clone(), read_auth.clone(), ready.clone());
+            thread::Builder::new()
+                .stack_size(256 * 1024)
+                .spawn(move || client(s, a, r))
+                .expect("spawn client")
+        })
+        .collect();
+    ready.wait();
+
+    let sampler = Sampler::start(holder.pid().unwrap_or(0), edge.worker_pid().unwrap_or(0));
+    let start_us = now_us();
+    let started = Instant::now();
+
+    // Commands: a write session posting send-message (two channels, within Discord's 5/5 s).
+    let cmd_stop = Arc::new(AtomicBool::new(false));
+    let cmd_join = {
+        let (shared, stop) = (shared.clone(), cmd_stop.clone());
+        let auth = format!("Bearer {}", session("read write"));
+        let every = Duration::from_secs_f64(1.0 / cfg.commands_per_sec.max(0.01));
+        let enabled = cfg.commands_per_sec > 0.0;
+        let tag = now_us() % 1_000_000_000;
+        thread::spawn(move || {
+            let mut sent: Vec<(String, u64, Option<u16>)> = Vec::new();
+            let mut n = 0u64;
+            let t0 = Instant::now();
+            while enabled && !stop.load(Ordering::SeqCst) {
+                let due = t0 + every * n as u32;
+                if let Some(w) = due.checked_duration_since(Instant::now()) {
+                    thread::sleep(w);
+                }
+                let nonce = format!("pb{tag}n{n}");
+                let channel = if n.is_multiple_of(2) { GENERAL } else { RANDOM };
+                let at = now_us();
+                let status =
+                    post_command(shared.port.load(Ordering::SeqCst), &auth, channel, &nonce);
+                sent.push((nonce, at, status));
+                n += 1;
+            }
+            sent
+        })
+    };
+
+    let burst = (cfg.burst_rate > 0.0).then_some(Burst {
+        rate_per_sec: cfg.burst_rate,
+        length: cfg.burst_length,
+        every: cfg.burst_every,
+    });
+    let traffic = {
+        let _g = rt.enter();
+        sim.traffic(TrafficSpec {
+            rate_per_sec: cfg.rate,
+            burst,
+            duration: cfg.duration,
+            max_events: None,
+            mix: Default::default(),
+        })
+    };
+
+    // Faults on schedule while the traffic runs.
+    let mut schedule = cfg.faults.clone();
+    if !cfg.random_fault_every.is_zero() {
+        let mut rng = Rng(now_us() | 1);
+        let mut t = cfg.random_fault_every;
+        while t + Duration::from_secs(2) < cfg.duration {
+            let k = RANDOM_FAULTS[(rng.next() % RANDOM_FAULTS.len() as u64) as usize];
+            schedule.push((t, k));
+            t += cfg.random_fault_every;
+        }
+    }
+    schedule.sort_by_key(|f| f.0);
+    let mut faults = Vec::new();
+    for (at, kind) in schedule {
+        if let Some(w) = (started + at).checked_duration_since(Instant::now()) {
+            thread::sleep(w);
+        }
+        let mut at_us = now_us();
+        match kind {
+            FaultKind::HolderRestart => {
+                holder.kill();
+                holder.restart();
+                sampler
+                    .holder_pid
+                    .store(holder.pid().unwrap_or(0), Ordering::SeqCst);
+            }
+            FaultKind::EdgeRestart => {
+                edge.restart();
+                if let Some(p) = edge.worker_port() {
+                    shared.port.store(p, Ordering::SeqCst);
+                }
+                sampler
+                    .worker_pid
+                    .store(edge.worker_pid().unwrap_or(0), Ordering::SeqCst);
+            }
+            other => {
+                let f = match other {
+                    FaultKind::DropTcp => Fault::DropTcp,
+                    FaultKind::Reconnect => Fault::Reconnect,
+                    FaultKind::InvalidSessionResumable => Fault::InvalidSession { resumable: true },
+                    FaultKind::InvalidSessionFresh => Fault::InvalidSession { resumable: false },
+                    _ => Fault::Close { code: 4000 },
+                };
+                rt.block_on(sim.fault(f));
+                at_us = now_us();
+            }
+        }
+        faults.push(FaultRecord {
+            kind,
+            at_us,
+            recovery_ms: None,
+        });
+    }
+    let _report = rt.block_on(traffic);
+    cmd_stop.store(true, Ordering::SeqCst);
+    let cmds = cmd_join.join().expect("commands");
+    let seconds = started.elapsed().as_secs_f64();
+
+    // Command dispatch: POST at the browser → the sim's REST record of that nonce.
+    let ok: Vec<&(String, u64, Option<u16>)> = cmds
+        .iter()
+        .filter(|c| matches!(c.2, Some(200) | Some(202)))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut dispatch_us: Vec<u64>;
+    loop {
+        let calls = sim.rest_calls();
+        dispatch_us = ok
+            .iter()
+            .filter_map(|(nonce, at, _)| {
+                calls
+                    .iter()
+                    .find(|r| r.method == "POST" && r.body.contains(nonce.as_str()))
+                    .map(|r| r.at_us.saturating_sub(*at))
+            })
+            .collect();
+        if dispatch_us.len() >= ok.len() || Instant::now() > deadline {
+            break;
+        }
+        let seen = sim.stats().rest_calls;
+        let _ = rt.block_on(tokio::time::timeout(
+            Duration::from_millis(500),
+            sim.wait_for(|s| s.rest_calls > seen),
+        ));
+    }
+    dispatch_us.sort_unstable();
+
+    // What every client must have: every dispatch the sim sent to a session.
+    let emitted: Vec<_> = sim
+        .emitted()
+        .into_iter()
+        .filter(|d| d.session_id.is_some())
+        .collect();
+    let expected: HashSet<u64> = emitted.iter().map(|d| d.sent_us).collect();
+    let stamps_unique = expected.len() == emitted.len();
+    *shared.expected.lock().expect("lock") = Some(Arc::new(expected.clone()));
+    let deadline = Instant::now() + cfg.settle;
+    while Instant::now() < deadline && !clients.iter().all(|h| h.is_finished()) {
+        thread::sleep(Duration::from_millis(50));
+    }
+    shared.stop.store(true, Ordering::SeqCst);
+    let outs: Vec<ClientOut> = clients
+        .into_iter()
+        .map(|h| h.join().expect("client thread"))
+        .collect();
+    let procs = sampler.finish();
+
+    // Recovery times from client 0's receipts.
+    if let Some(c0) = outs.first() {
+        for f in &mut faults {
+            f.recovery_ms = c0
+                .receipts
+                .iter()
+                .filter(|(s, _)| *s >= f.at_us)
+                .map(|(_, at)| at.saturating_sub(f.at_us))
+                .min()
+                .map(|us| us as f64 / 1000.0);
+        }
+    }
+    let windows: Vec<(u64, u64)> = faults
+        .iter()
+        .map(|f| {
+            let rec = f.recovery_ms.unwrap_or(10_000.0) as u64 * 1000;
+            (f.at_us.saturating_sub(500_000), f.at_us + rec + 1_000_000)
+        })
+        .collect();
+
+    let mut r = Report {
+        version: "1.0",
+        name: cfg.name.clone(),
+        clients: cfg.clients,
+        clients_connected: outs.iter().filter(|o| o.connected).count(),
+        rate: cfg.rate,
+        burst_rate: cfg.burst_rate,
+        seconds,
+        worker_port,
+        emitted: emitted.len(),
+        ..Default::default()
+    };
+    let mut all = Vec::new();
+    let mut steady = Vec::new();
+    for (i, o) in outs.iter().enumerate() {
+        let mut got: HashSet<u64> = HashSet::new();
+        for (s, at) in &o.receipts {
+            if !got.insert(*s) {
+                r.duplicated += 1;
+                continue;
+            }
+            if !expected.contains(s) {
+                r.unexpected += 1;
+                continue;
+            }
+            let lat = at.saturating_sub(*s);
+            all.push(lat);
+            if !windows.iter().any(|(a, b)| s >= a && s <= b) {
+                steady.push(lat);
+            }
+            if i == 0 {
+                r.timeline
+                    .push(((*s as f64 - start_us as f64) / 1e6, lat as f64 / 1000.0));
+            }
+        }
+        r.delivered += got.len() as u64;
+        if o.connected {
+            r.lost += expected.iter().filter(|s| !got.contains(s)).count() as u64;
+        }
+        r.gaps += o.gaps;
+        r.client_reconnects += o.reconnects;
+    }
+    if !stamps_unique {
+        eprintln!("pipeline: warning: two dispatches shared a _sim_sent_us stamp");
+    }
+    all.sort_unstable();
+    steady.sort_unstable();
+    r.latency = Percentiles::of(&all);
+    r.latency_steady = Percentiles::of(&steady);
+    r.all_latencies_us = all;
+    r.commands_sent = cmds.len();
+    r.commands_answered_ok = ok.len();
+    r.command_dispatch = Percentiles::of(&dispatch_us);
+    r.holder = procs.holder.figures(r.delivered, r.emitted);
+    r.workerd = procs.worker.figures(r.delivered, r.emitted);
+    r.fault_offsets = faults
+        .iter()
+        .map(|f| ((f.at_us as f64 - start_us as f64) / 1e6, f.kind))
+        .collect();
+    r.faults = faults;
+    if cfg.burst_rate > 0.0 && !cfg.burst_every.is_zero() {
+        let mut t = Duration::ZERO;
+        while t < cfg.duration {
+            r.bursts.push((
+                t.as_secs_f64(),
+                (t + cfg.burst_length).min(cfg.duration).as_secs_f64(),
+            ));
+            t += cfg.burst_every;
+        }
+    }
+    drop(holder);
+    drop(edge);
+    rt.block_on(sim.shutdown());
+    r
+}
