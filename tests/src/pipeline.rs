@@ -12,7 +12,7 @@ use crate::sse::{Item, SseClient};
 use crate::stack::HolderProc;
 use crate::{free_port, http, now_ms, proc_stat};
 use discord_sim::config::demo::{GENERAL, GUILD_ID, RANDOM};
-use discord_sim::{Burst, Fault, Sim, SimConfig, TrafficSpec};
+use discord_sim::{Burst, Fault, TrafficSpec};
 use serde::Serialize;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, Ordering};
@@ -432,20 +432,7 @@ fn post_command(port: u16, auth: &str, channel: u64, nonce: &str) -> Option<u16>
 
 /// Runs the pipeline once and measures it.
 pub fn run(cfg: &Config) -> Report {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    let sim = rt
-        .block_on(Sim::start(
-            "127.0.0.1:0".parse().expect("addr"),
-            SimConfig {
-                heartbeat_interval: Duration::from_millis(1500),
-                ..Default::default()
-            },
-        ))
-        .expect("start discord-sim");
+    let (rt, sim) = crate::stack::start_sim(1);
     let _ = crate::stack::holder_binary();
     let holder_port = free_port();
     let holder_url = format!("http://127.0.0.1:{holder_port}");

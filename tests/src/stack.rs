@@ -11,6 +11,27 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+/// A discord-sim on an ephemeral port, on its own tokio runtime (the e2e tests are synchronous),
+/// with the 1.5 s heartbeat the holder's tests use: short enough for quick zombie detection, long
+/// enough that a loaded machine doesn't time sessions out.
+pub fn start_sim(worker_threads: usize) -> (tokio::runtime::Runtime, discord_sim::Sim) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(worker_threads)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let sim = rt
+        .block_on(discord_sim::Sim::start(
+            "127.0.0.1:0".parse().expect("loopback address"),
+            discord_sim::SimConfig {
+                heartbeat_interval: Duration::from_millis(1500),
+                ..Default::default()
+            },
+        ))
+        .expect("start discord-sim");
+    (rt, sim)
+}
+
 /// `cargo build -p gateway-holder` once per test binary; the path of the debug binary, or of
 /// the release binary when `E2E_HOLDER_RELEASE=1` (benchmarks).
 pub fn holder_binary() -> &'static PathBuf {

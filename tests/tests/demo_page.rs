@@ -7,13 +7,12 @@
 //! Screenshots go to target/artifacts/demo-*.png.
 
 use discord_sim::config::demo::{ALICE, BOB, GENERAL};
-use discord_sim::{Sim, SimConfig, SimEvent};
+use discord_sim::{Sim, SimEvent};
 use e2e_tests::edge::{Edge, JWT_SECRET, LINK_TOKEN};
 use e2e_tests::stack::HolderProc;
 use e2e_tests::{free_port, repo_root};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 fn emit_messages(rt: &tokio::runtime::Runtime, sim: &Sim, tag: &str, n: usize) {
     rt.block_on(async {
@@ -30,20 +29,7 @@ fn emit_messages(rt: &tokio::runtime::Runtime, sim: &Sim, tag: &str, n: usize) {
 
 #[test]
 fn demo_console_feed_commands_voice_and_holder_restart() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    let sim = rt
-        .block_on(Sim::start(
-            "127.0.0.1:0".parse().unwrap(),
-            SimConfig {
-                heartbeat_interval: Duration::from_millis(1500),
-                ..SimConfig::default()
-            },
-        ))
-        .expect("sim starts");
+    let (rt, sim) = e2e_tests::stack::start_sim(2);
     let holder_port = free_port();
     let holder_url = format!("http://127.0.0.1:{holder_port}");
     let edge = Edge::start(

@@ -4,7 +4,7 @@
 //! so the per-user limit tested with one user does not touch the others.
 
 use discord_sim::config::demo::{GENERAL, GUILD_ID};
-use discord_sim::{Fault, Sim, SimConfig};
+use discord_sim::{Fault, Sim};
 use e2e_tests::edge::{Edge, JWT_SECRET, LINK_TOKEN};
 use e2e_tests::http;
 use e2e_tests::sse::{Event, Item, SseClient};
@@ -107,20 +107,7 @@ fn rest_call(
 
 #[test]
 fn commands_end_to_end() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    let sim = rt
-        .block_on(Sim::start(
-            "127.0.0.1:0".parse().unwrap(),
-            SimConfig {
-                heartbeat_interval: Duration::from_millis(1500),
-                ..Default::default()
-            },
-        ))
-        .expect("start discord-sim");
+    let (rt, sim) = e2e_tests::stack::start_sim(1);
     let _ = e2e_tests::stack::holder_binary();
 
     let holder_port = free_port();
