@@ -3,6 +3,7 @@
 //! - [`edge`]: starts `scripts/edge-dev` (the real `wrangler dev`) on its own port and persist
 //!   directory with per-test `--var`s, waits for `/healthz`, restarts it on the same storage, and
 //!   stops its whole process group on drop.
+//! - [`browser`]: a Playwright script in Chromium, stepped line by line by the test.
 //! - [`http`]: a small blocking HTTP/1.1 client over `std::net` (requests and chunked bodies),
 //!   so a test controls the socket exactly (e.g. a client that never reads).
 //! - [`sse`]: an incremental `text/event-stream` reader with deadlines.
@@ -13,6 +14,7 @@
 //!
 //! Only 127.0.0.1 is used. Every wait has a deadline; nothing sleeps to synchronise.
 
+pub mod browser;
 pub mod edge;
 pub mod holder;
 pub mod http;

@@ -8,11 +8,10 @@
 
 use discord_sim::config::demo::{ALICE, BOB, GENERAL};
 use discord_sim::{Sim, SimEvent};
+use e2e_tests::browser::PageScript;
 use e2e_tests::edge::{Edge, JWT_SECRET, LINK_TOKEN};
 use e2e_tests::stack::HolderProc;
 use e2e_tests::{free_port, repo_root};
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
 
 fn emit_messages(rt: &tokio::runtime::Runtime, sim: &Sim, tag: &str, n: usize) {
     rt.block_on(async {
@@ -48,43 +47,25 @@ fn demo_console_feed_commands_voice_and_holder_restart() {
     let artifacts = repo_root().join("target").join("artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
     let profile = tempdir("demo-chromium");
-    let mut node = Command::new("node")
-        .arg(repo_root().join("tests/browser/demo.mjs"))
-        .arg(format!("http://127.0.0.1:{}", edge.port))
-        .arg(GENERAL.to_string())
-        .arg(&profile)
-        .arg(&artifacts)
-        .env(
-            "PLAYWRIGHT_CORE",
-            repo_root().join("node_modules/playwright-core"),
-        )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start node");
-    let mut to_node = node.stdin.take().unwrap();
-    let mut from_node = BufReader::new(node.stdout.take().unwrap()).lines();
-    let mut expect = |step: &str| -> String {
-        let line = from_node
-            .next()
-            .unwrap_or_else(|| {
-                panic!(
-                    "the page script ended before {step}; edge log:\n{}",
-                    edge.log_tail()
-                )
-            })
-            .unwrap();
-        assert!(line.starts_with(step), "expected {step}, got {line}");
-        line
-    };
+    let edge_origin = format!("http://127.0.0.1:{}", edge.port);
+    let general = GENERAL.to_string();
+    let page = PageScript::start(
+        "demo.mjs",
+        &[
+            edge_origin.as_ref(),
+            general.as_ref(),
+            profile.as_os_str(),
+            artifacts.as_os_str(),
+        ],
+    );
+    let expect = |step: &str| page.expect(step, || edge.log_tail());
 
     expect("LIVE");
     emit_messages(&rt, &sim, "sim says", 3);
-    writeln!(to_node, "NEXT").unwrap();
+    page.next();
 
     expect("FEED");
-    writeln!(to_node, "NEXT").unwrap();
+    page.next();
 
     expect("SENT");
     let sent = sim
@@ -95,18 +76,18 @@ fn demo_console_feed_commands_voice_and_holder_restart() {
     assert_eq!(sent, 1, "the page's message reached Discord once");
     // Alice leaves voice and does not come back: a drop-out after the grace period.
     rt.block_on(sim.emit(SimEvent::VoiceLeave { user_id: ALICE }));
-    writeln!(to_node, "NEXT").unwrap();
+    page.next();
 
     expect("DROPOUT");
     holder.kill();
-    writeln!(to_node, "NEXT").unwrap();
+    page.next();
 
     expect("OFFLINE");
     // Sent while no holder is connected: Discord replays them when the holder resumes.
     emit_messages(&rt, &sim, "while down", 3);
     holder.restart();
     emit_messages(&rt, &sim, "after restart", 5);
-    writeln!(to_node, "NEXT").unwrap();
+    page.next();
 
     let done = expect("DONE");
     let state: serde_json::Value = serde_json::from_str(done.trim_start_matches("DONE ")).unwrap();
@@ -140,8 +121,7 @@ fn demo_console_feed_commands_voice_and_holder_restart() {
             .count(),
         1
     );
-    drop(to_node);
-    assert!(node.wait().unwrap().success(), "the page script failed");
+    page.finish();
     // No secret reaches a log or anything the browser received.
     let browser_saw = done.clone();
     for (place, text) in [

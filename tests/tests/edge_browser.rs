@@ -3,14 +3,12 @@
 //! `wrangler dev`, sees events arrive, and after the edge closes every stream it reconnects by
 //! itself and resumes from `Last-Event-ID` with nothing lost or repeated.
 
+use e2e_tests::browser::PageScript;
 use e2e_tests::edge::{Edge, LINK_TOKEN};
 use e2e_tests::holder::{dispatch, session, Holder};
 use e2e_tests::{free_port, http, repo_root};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
 
 /// Serves the test page on its own origin (so the stream is a cross-origin, credentialed
 /// request) until the listener is dropped with the process.
@@ -58,37 +56,19 @@ fn chromium_eventsource_receives_and_resumes_from_last_event_id() {
     let _ = std::fs::remove_file(&shot);
     let profile = edge.persist.parent().unwrap().join("chromium-profile");
 
-    let mut node = Command::new("node")
-        .arg(repo_root().join("tests/browser/eventsource.mjs"))
-        .arg(format!("{page_origin}/?edge={edge_origin}"))
-        .arg(&edge_origin)
-        .arg(session("read", 3600))
-        .arg(&profile)
-        .arg(&shot)
-        .env(
-            "PLAYWRIGHT_CORE",
-            repo_root().join("node_modules/playwright-core"),
-        )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start node");
-    let mut to_node = node.stdin.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    let out = node.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let expect = |prefix: &str| -> String {
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("browser script never said {prefix}"));
-        assert!(line.starts_with(prefix), "expected {prefix}, got {line}");
-        line
-    };
+    let page_url = format!("{page_origin}/?edge={edge_origin}");
+    let jwt = session("read", 3600);
+    let page = PageScript::start(
+        "eventsource.mjs",
+        &[
+            page_url.as_ref(),
+            edge_origin.as_ref(),
+            jwt.as_ref(),
+            profile.as_os_str(),
+            shot.as_os_str(),
+        ],
+    );
+    let expect = |prefix: &str| page.expect(prefix, || edge.log_tail());
 
     let mut holder = Holder::new("browser-epoch");
     expect("READY");
@@ -100,7 +80,7 @@ fn chromium_eventsource_receives_and_resumes_from_last_event_id() {
             dispatch("MESSAGE_CREATE", Some("7"), r#"{"content":"three"}"#),
         ],
     );
-    writeln!(to_node, "NEXT").unwrap();
+    page.next();
     expect("GOT 3");
     // Drop every stream, then send more while the browser waits out its retry.
     let auth = format!("Bearer {LINK_TOKEN}");
@@ -122,11 +102,9 @@ fn chromium_eventsource_receives_and_resumes_from_last_event_id() {
             dispatch("MESSAGE_CREATE", Some("7"), r#"{"content":"six"}"#),
         ],
     );
-    writeln!(to_node, "NEXT").unwrap();
+    page.next();
     let done = expect("DONE ");
-    drop(to_node);
-    let status = node.wait().unwrap();
-    assert!(status.success(), "browser script failed");
+    page.finish();
     let state: serde_json::Value = serde_json::from_str(&done["DONE ".len()..]).unwrap();
     let contents: Vec<&str> = state["events"]
         .as_array()
