@@ -41,6 +41,88 @@ pub struct TypingStart {
     pub channel_id: Snowflake,
 }
 
+/// `POST /api/actions/update-voice-state`: Gateway op 4 for the bot in the command's guild.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateVoiceState {
+    #[serde(default)]
+    pub version: Version,
+    /// The voice channel to join or move to; `null` leaves voice. Required, so that a body that
+    /// forgot it never makes the bot leave.
+    #[serde(deserialize_with = "required_nullable")]
+    pub channel_id: Option<Snowflake>,
+    #[serde(default)]
+    pub self_mute: bool,
+    #[serde(default)]
+    pub self_deaf: bool,
+}
+
+/// serde treats a missing `Option` field as `None`; through a `deserialize_with` it is "missing".
+fn required_nullable<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Snowflake>, D::Error> {
+    Option::<Snowflake>::deserialize(d)
+}
+
+/// The bot's status in `update_presence`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PresenceStatus {
+    Online,
+    Idle,
+    Dnd,
+    Invisible,
+}
+
+/// One activity of `update_presence` (Discord's activity object, the fields a bot may set).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Activity {
+    /// 1..=128 characters.
+    pub name: String,
+    /// Discord's activity type, 0..=5 (playing, streaming, listening, watching, custom, competing).
+    #[serde(rename = "type")]
+    pub kind: u8,
+}
+
+/// `POST /api/actions/update-presence`: Gateway op 3. Presence is bot-wide (every guild sees it),
+/// not per guild.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdatePresence {
+    #[serde(default)]
+    pub version: Version,
+    pub status: PresenceStatus,
+    #[serde(default)]
+    pub afk: bool,
+    /// At most [`crate::validate::MAX_ACTIVITIES`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activities: Option<Vec<Activity>>,
+}
+
+/// `POST /api/actions/request-guild-members`: Gateway op 8 for the command's guild; the members
+/// arrive as `GUILD_MEMBERS_CHUNK` events on the stream (carrying `nonce`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestGuildMembers {
+    #[serde(default)]
+    pub version: Version,
+    /// Usernames starting with this (at most 100 characters; `""` with `limit: 0` lists everyone).
+    /// Exactly one of `query` and `user_ids`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// 1..=100 members by id. Exactly one of `query` and `user_ids`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_ids: Option<Vec<Snowflake>>,
+    /// 0..=100; 0 means no limit (only with an empty `query`).
+    pub limit: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presences: Option<bool>,
+    /// 1..=32 printable ASCII characters (Discord: at most 32 bytes), echoed in the chunks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+}
+
 /// Any command the holder's queue executes: `{"kind", "body"}` and no other key.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(
@@ -53,16 +135,44 @@ pub enum Command {
     SendMessage(SendMessage),
     AddReaction(AddReaction),
     TypingStart(TypingStart),
+    UpdateVoiceState(UpdateVoiceState),
+    UpdatePresence(UpdatePresence),
+    RequestGuildMembers(RequestGuildMembers),
 }
 
 impl Command {
-    /// The channel the command acts on (every command has one).
-    pub fn channel_id(&self) -> Snowflake {
+    /// The channel the command acts on, if it has one (a voice leave, a presence update and a
+    /// member request have none).
+    pub fn channel_id(&self) -> Option<Snowflake> {
         match self {
-            Command::SendMessage(c) => c.channel_id,
-            Command::AddReaction(c) => c.channel_id,
-            Command::TypingStart(c) => c.channel_id,
+            Command::SendMessage(c) => Some(c.channel_id),
+            Command::AddReaction(c) => Some(c.channel_id),
+            Command::TypingStart(c) => Some(c.channel_id),
+            Command::UpdateVoiceState(c) => c.channel_id,
+            Command::UpdatePresence(_) | Command::RequestGuildMembers(_) => None,
         }
+    }
+
+    /// The `kind` tag (`send_message`, …), for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Command::SendMessage(_) => "send_message",
+            Command::AddReaction(_) => "add_reaction",
+            Command::TypingStart(_) => "typing_start",
+            Command::UpdateVoiceState(_) => "update_voice_state",
+            Command::UpdatePresence(_) => "update_presence",
+            Command::RequestGuildMembers(_) => "request_guild_members",
+        }
+    }
+
+    /// Whether it goes over the Gateway socket (ops 3, 4, 8) rather than the REST API.
+    pub fn is_gateway(&self) -> bool {
+        matches!(
+            self,
+            Command::UpdateVoiceState(_)
+                | Command::UpdatePresence(_)
+                | Command::RequestGuildMembers(_)
+        )
     }
 }
 
@@ -87,7 +197,7 @@ pub struct HolderCommand {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CommandStatus {
-    /// Discord answered with success.
+    /// Discord answered with success (a Gateway command: it was written to the socket).
     Sent,
     /// Accepted; the outcome follows as `command.result` on the stream.
     Queued,

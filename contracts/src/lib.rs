@@ -23,8 +23,9 @@ pub mod validate;
 pub mod version;
 
 pub use command::{
-    AddReaction, Command, CommandAnswer, CommandResultPost, CommandStatus, HolderCommand,
-    SendMessage, TypingStart,
+    Activity, AddReaction, Command, CommandAnswer, CommandResultPost, CommandStatus, HolderCommand,
+    PresenceStatus, RequestGuildMembers, SendMessage, TypingStart, UpdatePresence,
+    UpdateVoiceState,
 };
 pub use error::{ErrorBody, ErrorCode, ErrorDetail, ValidationError};
 pub use ingest::{Envelope, GatewayState, Health, HolderGap, IngestAck, IngestBatch};

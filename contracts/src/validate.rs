@@ -6,7 +6,8 @@
 //! path of the culprit, ready to become a 400 `invalid_request`.
 
 use crate::{
-    AddReaction, Command, IngestBatch, SendMessage, Snowflake, TypingStart, ValidationError,
+    AddReaction, Command, IngestBatch, RequestGuildMembers, SendMessage, Snowflake, TypingStart,
+    UpdatePresence, UpdateVoiceState, ValidationError,
 };
 use serde::de::DeserializeOwned;
 
@@ -14,6 +15,19 @@ use serde::de::DeserializeOwned;
 pub const MAX_CONTENT_CHARS: usize = 2000;
 /// Discord's limit on a message nonce, in characters.
 pub const MAX_NONCE_CHARS: usize = 25;
+
+/// Activities in one presence update (Discord shows one; a few are accepted).
+pub const MAX_ACTIVITIES: usize = 5;
+/// An activity name, in characters.
+pub const MAX_ACTIVITY_NAME_CHARS: usize = 128;
+/// The highest activity type Discord defines (5, competing).
+pub const MAX_ACTIVITY_TYPE: u8 = 5;
+/// Request Guild Members: `query` characters, `user_ids` entries and `limit`.
+pub const MAX_MEMBER_QUERY_CHARS: usize = 100;
+pub const MAX_MEMBER_IDS: usize = 100;
+pub const MAX_MEMBER_LIMIT: u32 = 100;
+/// Request Guild Members: Discord's nonce limit, in bytes (here printable ASCII, so characters).
+pub const MAX_MEMBERS_NONCE_BYTES: usize = 32;
 
 /// Rules beyond the shape of a type.
 pub trait Validate {
@@ -142,13 +156,111 @@ impl Validate for TypingStart {
     }
 }
 
+impl Validate for UpdateVoiceState {
+    fn validate(&self) -> Result<(), ValidationError> {
+        Ok(())
+    }
+}
+
+impl Validate for UpdatePresence {
+    fn validate(&self) -> Result<(), ValidationError> {
+        let Some(activities) = &self.activities else {
+            return Ok(());
+        };
+        if activities.len() > MAX_ACTIVITIES {
+            return Err(ValidationError::field(
+                "activities",
+                format!(
+                    "has {} entries; at most {MAX_ACTIVITIES} are allowed",
+                    activities.len()
+                ),
+            ));
+        }
+        for (i, a) in activities.iter().enumerate() {
+            let chars = a.name.chars().count();
+            if chars == 0 || a.name.trim().is_empty() || chars > MAX_ACTIVITY_NAME_CHARS {
+                return Err(ValidationError::field(
+                    format!("activities[{i}].name"),
+                    format!("must be 1 to {MAX_ACTIVITY_NAME_CHARS} characters, not only whitespace (got {chars})"),
+                ));
+            }
+            if a.kind > MAX_ACTIVITY_TYPE {
+                return Err(ValidationError::field(
+                    format!("activities[{i}].type"),
+                    format!("must be 0 to {MAX_ACTIVITY_TYPE}, got {}", a.kind),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Validate for RequestGuildMembers {
+    fn validate(&self) -> Result<(), ValidationError> {
+        match (&self.query, &self.user_ids) {
+            (None, None) => {
+                return Err(ValidationError::field(
+                    "query",
+                    "one of query or user_ids is required",
+                ))
+            }
+            (Some(_), Some(_)) => {
+                return Err(ValidationError::field(
+                    "user_ids",
+                    "cannot be combined with query; give one of them",
+                ))
+            }
+            (Some(q), None) => {
+                let chars = q.chars().count();
+                if chars > MAX_MEMBER_QUERY_CHARS {
+                    return Err(ValidationError::field(
+                        "query",
+                        format!(
+                            "is {chars} characters; at most {MAX_MEMBER_QUERY_CHARS} are allowed"
+                        ),
+                    ));
+                }
+            }
+            (None, Some(ids)) => {
+                if ids.is_empty() || ids.len() > MAX_MEMBER_IDS {
+                    return Err(ValidationError::field(
+                        "user_ids",
+                        format!("must hold 1 to {MAX_MEMBER_IDS} ids, got {}", ids.len()),
+                    ));
+                }
+            }
+        }
+        if self.limit > MAX_MEMBER_LIMIT {
+            return Err(ValidationError::field(
+                "limit",
+                format!("must be 0 to {MAX_MEMBER_LIMIT}, got {}", self.limit),
+            ));
+        }
+        if let Some(nonce) = &self.nonce {
+            let ok = (1..=MAX_MEMBERS_NONCE_BYTES).contains(&nonce.len())
+                && nonce.bytes().all(|b| (0x20..=0x7e).contains(&b));
+            if !ok {
+                return Err(ValidationError::field(
+                    "nonce",
+                    format!("must be 1 to {MAX_MEMBERS_NONCE_BYTES} printable ASCII characters"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Validate for Command {
     fn validate(&self) -> Result<(), ValidationError> {
-        let (kind, result) = match self {
-            Command::SendMessage(c) => ("body", c.validate()),
-            Command::AddReaction(c) => ("body", c.validate()),
-            Command::TypingStart(c) => ("body", c.validate()),
+        let result = match self {
+            Command::SendMessage(c) => c.validate(),
+            Command::AddReaction(c) => c.validate(),
+            Command::TypingStart(c) => c.validate(),
+            Command::UpdateVoiceState(c) => c.validate(),
+            Command::UpdatePresence(c) => c.validate(),
+            Command::RequestGuildMembers(c) => c.validate(),
         };
+        let kind = "body";
         result.map_err(|e| ValidationError {
             field: e.field.map(|f| format!("{kind}.{f}")),
             message: e.message,

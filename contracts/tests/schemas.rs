@@ -302,7 +302,72 @@ fn rust_examples() -> Vec<(&'static str, Value)> {
     ] {
         out.push(("ErrorCode", v(&code)));
     }
+    let voice = UpdateVoiceState {
+        version: Version,
+        channel_id: Some(sf(201)),
+        self_mute: false,
+        self_deaf: true,
+    };
+    let presence = UpdatePresence {
+        version: Version,
+        status: PresenceStatus::Dnd,
+        afk: false,
+        activities: Some(vec![Activity {
+            name: "chess".into(),
+            kind: 0,
+        }]),
+    };
+    let members = RequestGuildMembers {
+        version: Version,
+        query: Some("al".into()),
+        user_ids: None,
+        limit: 10,
+        presences: None,
+        nonce: Some("n-1".into()),
+    };
+    out.extend([
+        ("UpdateVoiceState", v(&voice)),
+        (
+            "UpdateVoiceState",
+            v(&UpdateVoiceState {
+                channel_id: None,
+                ..voice.clone()
+            }),
+        ),
+        ("UpdatePresence", v(&presence)),
+        (
+            "UpdatePresence",
+            v(&UpdatePresence {
+                status: PresenceStatus::Invisible,
+                afk: true,
+                activities: None,
+                ..presence.clone()
+            }),
+        ),
+        (
+            "Activity",
+            v(&Activity {
+                name: "x".repeat(128),
+                kind: 5,
+            }),
+        ),
+        ("RequestGuildMembers", v(&members)),
+        (
+            "RequestGuildMembers",
+            v(&RequestGuildMembers {
+                query: None,
+                user_ids: Some(vec![sf(1), sf(2)]),
+                limit: 0,
+                presences: Some(true),
+                nonce: None,
+                ..members.clone()
+            }),
+        ),
+    ]);
     let commands = [
+        Command::UpdateVoiceState(voice),
+        Command::UpdatePresence(presence),
+        Command::RequestGuildMembers(members),
         Command::SendMessage(send_message()),
         Command::AddReaction(AddReaction {
             version: Version,
@@ -406,6 +471,10 @@ fn rust_round_trip(name: &str, value: &Value) -> Result<Value, String> {
         "SendMessage" => checked::<SendMessage>(value),
         "AddReaction" => checked::<AddReaction>(value),
         "TypingStart" => checked::<TypingStart>(value),
+        "UpdateVoiceState" => checked::<UpdateVoiceState>(value),
+        "UpdatePresence" => checked::<UpdatePresence>(value),
+        "RequestGuildMembers" => checked::<RequestGuildMembers>(value),
+        "Activity" => go::<Activity>(value),
         "CommandAnswer" => go::<CommandAnswer>(value),
         "ErrorBody" => go::<ErrorBody>(value),
         "ErrorDetail" => go::<ErrorDetail>(value),
@@ -507,6 +576,9 @@ fn every_edge_route_is_documented() {
         "/api/actions/send-message",
         "/api/actions/add-reaction",
         "/api/actions/typing-start",
+        "/api/actions/update-voice-state",
+        "/api/actions/update-presence",
+        "/api/actions/request-guild-members",
         "/api/voice",
         "/api/internal/events",
         "/api/dev/session",

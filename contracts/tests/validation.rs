@@ -179,6 +179,186 @@ fn typing_start_rules() {
     );
 }
 
+const VOICE: &str = "1000000000000000201";
+
+#[test]
+fn update_voice_state_rules() {
+    let join: UpdateVoiceState =
+        parse(json!({"channel_id": VOICE}).to_string().as_bytes()).unwrap();
+    assert_eq!(join.channel_id, Some(VOICE.parse().unwrap()));
+    assert!(!join.self_mute && !join.self_deaf, "both default to false");
+    let leave: UpdateVoiceState = parse(br#"{"channel_id": null, "self_mute": true}"#).unwrap();
+    assert_eq!(leave.channel_id, None);
+    assert!(schema_errors("UpdateVoiceState", &json!({"channel_id": null})).is_empty());
+    // A body that forgot the channel must not make the bot leave voice.
+    check::<UpdateVoiceState>(
+        "UpdateVoiceState",
+        json!({}),
+        Some("channel_id"),
+        "required",
+    );
+    check::<UpdateVoiceState>(
+        "UpdateVoiceState",
+        json!({"channel_id": "voice"}),
+        Some("channel_id"),
+        "snowflake",
+    );
+    check::<UpdateVoiceState>(
+        "UpdateVoiceState",
+        json!({"channel_id": VOICE, "self_mute": "yes"}),
+        Some("self_mute"),
+        "invalid type",
+    );
+    check::<UpdateVoiceState>(
+        "UpdateVoiceState",
+        json!({"channel_id": VOICE, "guild_id": VOICE}),
+        Some("guild_id"),
+        "unknown field",
+    );
+}
+
+#[test]
+fn update_presence_rules() {
+    let ok = json!({"status": "idle", "afk": true, "activities": [{"name": "chess", "type": 0}]});
+    let p: UpdatePresence = parse(ok.to_string().as_bytes()).unwrap();
+    assert_eq!(p.status, PresenceStatus::Idle);
+    assert!(schema_errors("UpdatePresence", &ok).is_empty());
+    let bare: UpdatePresence = parse(br#"{"status":"online"}"#).unwrap();
+    assert!(!bare.afk && bare.activities.is_none());
+
+    check::<UpdatePresence>("UpdatePresence", json!({}), Some("status"), "required");
+    check::<UpdatePresence>(
+        "UpdatePresence",
+        json!({"status": "away"}),
+        Some("status"),
+        "unknown variant",
+    );
+    let six: Vec<Value> = (0..6)
+        .map(|i| json!({"name": format!("a{i}"), "type": 0}))
+        .collect();
+    check::<UpdatePresence>(
+        "UpdatePresence",
+        json!({"status": "online", "activities": six}),
+        Some("activities"),
+        "at most 5",
+    );
+    check::<UpdatePresence>(
+        "UpdatePresence",
+        json!({"status": "online", "activities": [{"name": "ok", "type": 0}, {"name": "", "type": 0}]}),
+        Some("activities[1].name"),
+        "1 to 128",
+    );
+    check::<UpdatePresence>(
+        "UpdatePresence",
+        json!({"status": "online", "activities": [{"name": "x".repeat(129), "type": 0}]}),
+        Some("activities[0].name"),
+        "1 to 128",
+    );
+    check::<UpdatePresence>(
+        "UpdatePresence",
+        json!({"status": "online", "activities": [{"name": "ok", "type": 6}]}),
+        Some("activities[0].type"),
+        "0 to 5",
+    );
+    check::<UpdatePresence>(
+        "UpdatePresence",
+        json!({"status": "online", "activities": [{"name": "ok", "type": 1, "url": "x"}]}),
+        Some("activities[0].url"),
+        "unknown field",
+    );
+}
+
+#[test]
+fn request_guild_members_rules() {
+    for ok in [
+        json!({"query": "", "limit": 0}),
+        json!({"query": "al", "limit": 100, "presences": true, "nonce": "n".repeat(32)}),
+        json!({"user_ids": [CH], "limit": 1}),
+    ] {
+        parse::<RequestGuildMembers>(ok.to_string().as_bytes())
+            .unwrap_or_else(|e| panic!("{ok}: {e}"));
+        assert!(schema_errors("RequestGuildMembers", &ok).is_empty(), "{ok}");
+    }
+    check::<RequestGuildMembers>(
+        "RequestGuildMembers",
+        json!({"limit": 1}),
+        Some("query"),
+        "one of query or user_ids",
+    );
+    check::<RequestGuildMembers>(
+        "RequestGuildMembers",
+        json!({"query": "a", "user_ids": [CH], "limit": 1}),
+        Some("user_ids"),
+        "cannot be combined",
+    );
+    check::<RequestGuildMembers>(
+        "RequestGuildMembers",
+        json!({"query": "a"}),
+        Some("limit"),
+        "required",
+    );
+    check::<RequestGuildMembers>(
+        "RequestGuildMembers",
+        json!({"query": "a", "limit": 101}),
+        Some("limit"),
+        "0 to 100",
+    );
+    check::<RequestGuildMembers>(
+        "RequestGuildMembers",
+        json!({"query": "q".repeat(101), "limit": 1}),
+        Some("query"),
+        "101 characters",
+    );
+    check::<RequestGuildMembers>(
+        "RequestGuildMembers",
+        json!({"user_ids": [], "limit": 1}),
+        Some("user_ids"),
+        "1 to 100",
+    );
+    let many: Vec<String> = (1..=101).map(|i| i.to_string()).collect();
+    check::<RequestGuildMembers>(
+        "RequestGuildMembers",
+        json!({"user_ids": many, "limit": 1}),
+        Some("user_ids"),
+        "1 to 100",
+    );
+    check::<RequestGuildMembers>(
+        "RequestGuildMembers",
+        json!({"user_ids": ["0"], "limit": 1}),
+        Some("user_ids[0]"),
+        "never 0",
+    );
+    for nonce in ["n".repeat(33), String::new(), "é".into()] {
+        check::<RequestGuildMembers>(
+            "RequestGuildMembers",
+            json!({"query": "a", "limit": 1, "nonce": nonce}),
+            Some("nonce"),
+            "printable ASCII",
+        );
+    }
+}
+
+#[test]
+fn gateway_commands_inside_a_holder_command_name_the_nested_field() {
+    let body = json!({"version": "1.0", "command_id": "c", "user": "u", "guild_id": CH,
+        "traceparent": "t", "wait_ms": 1,
+        "command": {"kind": "update_presence", "body": {"status": "online", "activities": [{"name": "", "type": 0}]}}});
+    let err = parse::<HolderCommand>(body.to_string().as_bytes()).unwrap_err();
+    assert_eq!(
+        err.field.as_deref(),
+        Some("command.body.activities[0].name")
+    );
+    let c = Command::UpdateVoiceState(UpdateVoiceState {
+        version: Version,
+        channel_id: None,
+        self_mute: false,
+        self_deaf: false,
+    });
+    assert_eq!(c.channel_id(), None);
+    assert!(c.is_gateway());
+    assert_eq!(c.kind(), "update_voice_state");
+}
+
 #[test]
 fn whole_body_errors_name_no_field() {
     for body in [
