@@ -5,8 +5,8 @@
 use crate::sse;
 use crate::traceparent;
 use contracts::{
-    AddReaction, Command, CommandResultEvent, HolderCommand, SendMessage, Snowflake, TypingStart,
-    ValidationError, Version,
+    AddReaction, Command, CommandResultEvent, HolderCommand, RequestGuildMembers, SendMessage,
+    Snowflake, TypingStart, UpdatePresence, UpdateVoiceState, ValidationError, Version,
 };
 use std::fmt::Write;
 
@@ -17,6 +17,7 @@ pub const USER_HEADER: &str = "X-Rt-User";
 /// the router has no such route).
 pub const ADMIT_PATH: &str = "/hub/commands/admit";
 /// On the admit request: the channel the command acts on (checked against the guild's channels).
+/// Absent for a command without a channel (voice leave, presence, member request).
 pub const CHANNEL_HEADER: &str = "X-Rt-Channel";
 /// The SSE event name of a queued command's outcome.
 pub const COMMAND_RESULT: &str = "command.result";
@@ -26,6 +27,12 @@ pub enum Action {
     SendMessage,
     AddReaction,
     TypingStart,
+    /// Gateway op 4 (join, move or leave voice in the hub's guild).
+    UpdateVoiceState,
+    /// Gateway op 3. Presence is bot-wide, not per guild; it still needs only `write`.
+    UpdatePresence,
+    /// Gateway op 8 for the hub's guild.
+    RequestGuildMembers,
 }
 
 impl Action {
@@ -34,6 +41,9 @@ impl Action {
             Action::SendMessage => "send-message",
             Action::AddReaction => "add-reaction",
             Action::TypingStart => "typing-start",
+            Action::UpdateVoiceState => "update-voice-state",
+            Action::UpdatePresence => "update-presence",
+            Action::RequestGuildMembers => "request-guild-members",
         }
     }
 }
@@ -45,6 +55,11 @@ pub fn parse(action: Action, body: &[u8]) -> Result<Command, ValidationError> {
         Action::SendMessage => Command::SendMessage(parse::<SendMessage>(body)?),
         Action::AddReaction => Command::AddReaction(parse::<AddReaction>(body)?),
         Action::TypingStart => Command::TypingStart(parse::<TypingStart>(body)?),
+        Action::UpdateVoiceState => Command::UpdateVoiceState(parse::<UpdateVoiceState>(body)?),
+        Action::UpdatePresence => Command::UpdatePresence(parse::<UpdatePresence>(body)?),
+        Action::RequestGuildMembers => {
+            Command::RequestGuildMembers(parse::<RequestGuildMembers>(body)?)
+        }
     })
 }
 
@@ -175,6 +190,19 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.field.as_deref(), Some("emoji"));
         assert!(parse(Action::TypingStart, br#"{"channel_id":"x"}"#).is_err());
+
+        let c = parse(Action::UpdateVoiceState, br#"{"channel_id":null}"#).unwrap();
+        assert_eq!(c.channel_id(), None, "a leave has no channel to check");
+        let c = parse(Action::UpdateVoiceState, br#"{"channel_id":"201"}"#).unwrap();
+        assert_eq!(c.channel_id(), Some(Snowflake(201)));
+        let e = parse(Action::UpdateVoiceState, b"{}").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("channel_id"));
+        let e = parse(Action::UpdatePresence, br#"{"status":"away"}"#).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("status"));
+        let e = parse(Action::RequestGuildMembers, br#"{"query":"a","limit":500}"#).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("limit"));
+        let c = parse(Action::RequestGuildMembers, br#"{"user_ids":["5"],"limit":1}"#).unwrap();
+        assert!(c.is_gateway() && c.channel_id().is_none());
     }
 
     #[test]

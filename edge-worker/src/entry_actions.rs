@@ -86,7 +86,7 @@ async fn within<T>(ms: u64, fut: impl Future<Output = T>) -> Option<T> {
     .await
 }
 
-/// `POST /api/actions/{send-message,add-reaction,typing-start}`.
+/// `POST /api/actions/*`: every action (REST or Gateway command) takes this one path.
 pub(crate) async fn handle(
     mut req: Request,
     env: &Env,
@@ -173,7 +173,9 @@ pub(crate) async fn handle(
     // The per-user limit lives in the guild's hub (single-threaded, so exact).
     let admit_headers = Headers::new();
     admit_headers.set(USER_HEADER, &key)?;
-    admit_headers.set(CHANNEL_HEADER, &command.channel_id().to_string())?;
+    if let Some(channel) = command.channel_id() {
+        admit_headers.set(CHANNEL_HEADER, &channel.to_string())?;
+    }
     let mut init = RequestInit::new();
     init.with_method(Method::Post).with_headers(admit_headers);
     let admit = Request::new_with_init(&format!("https://hub{ADMIT_PATH}"), &init)?;

@@ -80,6 +80,21 @@ const TABLE: &[(&str, &str, Route)] = &[
         "POST",
         Route::Action(crate::actions::Action::TypingStart),
     ),
+    (
+        "/api/actions/update-voice-state",
+        "POST",
+        Route::Action(crate::actions::Action::UpdateVoiceState),
+    ),
+    (
+        "/api/actions/update-presence",
+        "POST",
+        Route::Action(crate::actions::Action::UpdatePresence),
+    ),
+    (
+        "/api/actions/request-guild-members",
+        "POST",
+        Route::Action(crate::actions::Action::RequestGuildMembers),
+    ),
     ("/link/command-result", "POST", Route::CommandResult),
     ("/api/voice", "GET", Route::Voice),
     ("/api/internal/events", "GET", Route::LegacyEvents),
@@ -162,6 +177,15 @@ mod tests {
                 allow: "POST, OPTIONS"
             })
         );
+        for (path, action) in [
+            ("/api/actions/update-voice-state", Action::UpdateVoiceState),
+            ("/api/actions/update-presence", Action::UpdatePresence),
+            ("/api/actions/request-guild-members", Action::RequestGuildMembers),
+        ] {
+            assert_eq!(route("POST", path), Ok(Route::Action(action)));
+            assert_eq!(action.name(), &path["/api/actions/".len()..]);
+            assert_eq!(route("OPTIONS", path), Ok(Route::Preflight));
+        }
         assert!(Route::CommandResult.needs_link_token());
         assert!(route("OPTIONS", "/link/command-result").is_err());
     }

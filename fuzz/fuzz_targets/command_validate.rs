@@ -53,6 +53,18 @@ fn check_command(c: &Command) {
         Command::SendMessage(m) => check_send(m),
         Command::AddReaction(r) => check_reaction(r),
         Command::TypingStart(t) => assert_ne!(t.channel_id.get(), 0),
+        Command::UpdateVoiceState(v) => assert!(v.channel_id.is_none_or(|c| c.get() != 0)),
+        Command::UpdatePresence(p) => {
+            for a in p.activities.iter().flatten() {
+                let n = a.name.chars().count();
+                assert!((1..=128).contains(&n) && a.kind <= 5, "activity {a:?} accepted");
+            }
+        }
+        Command::RequestGuildMembers(r) => {
+            assert!(r.query.is_some() != r.user_ids.is_some(), "{r:?} accepted");
+            assert!(r.limit <= 100);
+            assert!(r.nonce.as_ref().is_none_or(|n| (1..=32).contains(&n.len())));
+        }
     }
 }
 

@@ -84,6 +84,9 @@ pub struct Tuning {
     /// `HOLDER_INVALID_REQUEST_LIMIT` (9000): invalid Discord answers (401/403/429) per 10 minutes
     /// before REST calls stop; Discord bans the IP at 10,000.
     pub invalid_request_limit: u64,
+    /// `HOLDER_MEMBER_REQUEST_INTERVAL_MS` (30500): Request Guild Members (op 8) is paced at one
+    /// per guild per this long (Discord's 30 s plus half a second of skew; tests shrink it).
+    pub member_request_interval_ms: u64,
 }
 
 impl Default for Tuning {
@@ -99,6 +102,7 @@ impl Default for Tuning {
             command_queue: 1000,
             command_deadline_ms: 30_000,
             invalid_request_limit: 9_000,
+            member_request_interval_ms: 30_500,
         }
     }
 }
@@ -233,6 +237,11 @@ impl Config {
                 d.invalid_request_limit,
                 1,
             )?,
+            member_request_interval_ms: number(
+                "HOLDER_MEMBER_REQUEST_INTERVAL_MS",
+                d.member_request_interval_ms,
+                1,
+            )?,
         };
 
         Ok(Config {
@@ -316,9 +325,15 @@ mod tests {
         assert!(c.gateway_url.is_none());
         assert!(!c.log_json);
         assert_eq!(c.tuning, Tuning::default());
-        let c = config(&[("LOG_FORMAT", "json"), ("HOLDER_KEEPALIVE_MS", "50")]).unwrap();
+        let c = config(&[
+            ("LOG_FORMAT", "json"),
+            ("HOLDER_KEEPALIVE_MS", "50"),
+            ("HOLDER_MEMBER_REQUEST_INTERVAL_MS", "1000"),
+        ])
+        .unwrap();
         assert!(c.log_json);
         assert_eq!(c.tuning.keepalive_ms, 50);
+        assert_eq!(c.tuning.member_request_interval_ms, 1000);
     }
 
     #[test]
@@ -337,6 +352,11 @@ mod tests {
             ("LOG_FORMAT", "xml", "LOG_FORMAT"),
             ("HOLDER_KEEPALIVE_MS", "1", "HOLDER_KEEPALIVE_MS"),
             ("HOLDER_RECONNECT_BASE_MS", "-5", "HOLDER_RECONNECT_BASE_MS"),
+            (
+                "HOLDER_MEMBER_REQUEST_INTERVAL_MS",
+                "0",
+                "HOLDER_MEMBER_REQUEST_INTERVAL_MS",
+            ),
         ];
         for (var, value, named) in cases {
             let e = config(&[(var, value)]).unwrap_err();

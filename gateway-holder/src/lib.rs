@@ -11,7 +11,8 @@
 //! - [`bus`]: the bounded, typed bus between the gateway and its subscribers.
 //! - [`forward`]: the batched, ordered, retrying forwarder with its disk spill.
 //! - [`commands`]: the one outbound command queue (`POST /commands`), rate-limited and executed
-//!   against Discord's REST API.
+//!   against Discord's REST API, or handed to the gateway session (voice state, presence, member
+//!   requests) which writes them through its send limiter.
 //! - [`state`]: what survives a restart (epoch, ids, the session to resume).
 //! - [`metrics`], [`health`], [`http`]: what operators see (`/metrics`, `/healthz`).
 //! - [`shutdown`]: SIGTERM/SIGINT handling.
@@ -64,6 +65,10 @@ impl std::error::Error for RunError {}
 /// Bus capacity: how far the forwarder may fall behind the socket before the reader waits.
 const BUS_CAPACITY: usize = 8192;
 
+/// Gateway commands the session hasn't read yet (more than the command queue holds, so only
+/// abandoned leftovers of a long outage can fill it).
+const GATEWAY_COMMAND_BACKLOG: usize = 2048;
+
 /// After a fatal close: how long the forwarder may try the edge before it spills and the process
 /// exits (SPEC: the line comes promptly, never after a long retry).
 const FATAL_FLUSH: Duration = Duration::from_millis(1500);
@@ -97,6 +102,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "serving /healthz and /metrics");
     }
+    let (state_tx, state_rx) = tokio::sync::watch::channel(GatewayState::Connecting);
+    let (gateway_link, gateway_commands) =
+        commands::gateway_link::channel(GATEWAY_COMMAND_BACKLOG, state_rx.clone());
     let commands = commands::service::CommandService::new(
         commands::executor::Executor::new(
             reqwest::Client::builder()
@@ -112,7 +120,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 },
                 ..Default::default()
             },
-        ),
+        )
+        .with_gateway(gateway_link, config.intents),
         commands::service::ServiceSettings {
             capacity: config.tuning.command_queue as usize,
             deadline: Duration::from_millis(config.tuning.command_deadline_ms),
@@ -168,7 +177,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         })
     };
 
-    let (state_tx, state_rx) = tokio::sync::watch::channel(GatewayState::Connecting);
     let (hurry_tx, hurry_rx) = tokio::sync::watch::channel(false);
     let t = &config.tuning;
     let fcfg = forward::ForwardConfig {
@@ -218,7 +226,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         health.clone(),
         state_tx,
         stop_rx,
-    );
+    )
+    .with_commands(commands::gateway_outbox::Outbox::new(
+        gateway_commands,
+        Duration::from_millis(config.tuning.member_request_interval_ms),
+    ));
     let gw = gateway.run();
     tokio::pin!(gw);
     tokio::pin!(shutdown);

@@ -18,16 +18,17 @@ pub(crate) fn admit(hub: &Rc<RefCell<Hub>>, req: &Request) -> Result<Response> {
     let Some(user) = user(req)? else {
         return super::error(ErrorCode::Internal, "no user on the admit request");
     };
-    // The command's channel must be one of this guild's (never let a browser make the bot act in
-    // another guild it is in).
-    let channel = req
-        .headers()
-        .get(CHANNEL_HEADER)?
-        .and_then(|c| c.parse::<contracts::Snowflake>().ok());
-    let Some(channel) = channel else {
-        return super::error(ErrorCode::Internal, "no channel on the admit request");
+    // The command's channel, when it has one, must be one of this guild's (never let a browser
+    // make the bot act in another guild it is in). Commands without a channel (voice leave,
+    // presence, member request) act on the hub's guild or the bot itself.
+    let channel = match req.headers().get(CHANNEL_HEADER)? {
+        None => None,
+        Some(c) => match c.parse::<contracts::Snowflake>() {
+            Ok(c) => Some(c),
+            Err(_) => return super::error(ErrorCode::Internal, "bad channel on the admit request"),
+        },
     };
-    if let Err(detail) = hub.borrow().channels.check(channel) {
+    if let Some(Err(detail)) = channel.map(|c| hub.borrow().channels.check(c)) {
         let status = detail.code.http_status();
         let body = contracts::ErrorBody {
             version: contracts::Version,

@@ -43,8 +43,9 @@ fn encode_path_segment(s: &str) -> String {
     out
 }
 
-pub fn discord_call(command_id: &str, command: &Command) -> DiscordCall {
-    match command {
+/// The REST call of a REST command; `None` for a Gateway command (see `gateway_call`).
+pub fn discord_call(command_id: &str, command: &Command) -> Option<DiscordCall> {
+    Some(match command {
         Command::SendMessage(m) => {
             let channel = m.channel_id.to_string();
             DiscordCall {
@@ -89,7 +90,10 @@ pub fn discord_call(command_id: &str, command: &Command) -> DiscordCall {
                 body: None,
             }
         }
-    }
+        Command::UpdateVoiceState(_)
+        | Command::UpdatePresence(_)
+        | Command::RequestGuildMembers(_) => return None,
+    })
 }
 
 #[cfg(test)]
@@ -105,7 +109,7 @@ mod tests {
             content: "hi".into(),
             nonce: None,
         });
-        let call = discord_call("cmd-0123456789abcdef0123456789", &cmd);
+        let call = discord_call("cmd-0123456789abcdef0123456789", &cmd).unwrap();
         assert_eq!(call.route.path, "/channels/10/messages");
         let body = call.body.unwrap();
         assert_eq!(body["enforce_nonce"], true);
@@ -128,7 +132,7 @@ mod tests {
             emoji: "👍".into(),
         });
         assert_eq!(
-            discord_call("c", &cmd).route.path,
+            discord_call("c", &cmd).unwrap().route.path,
             "/channels/1/messages/2/reactions/%F0%9F%91%8D/@me"
         );
         let custom = Command::AddReaction(AddReaction {
@@ -138,7 +142,7 @@ mod tests {
             emoji: "blob:99".into(),
         });
         assert_eq!(
-            discord_call("c", &custom).route.path,
+            discord_call("c", &custom).unwrap().route.path,
             "/channels/1/messages/2/reactions/blob%3A99/@me"
         );
     }

@@ -4,9 +4,11 @@
 //! idempotent through their nonce, reactions and typing are idempotent by nature).
 
 use super::discord_call::discord_call;
+use super::gateway_call::gateway_call;
+use super::gateway_link::GatewayLink;
 use super::ratelimit::{LimitSettings, RateHeaders, Refusal, RestLimits};
 use crate::config::Secret;
-use contracts::{Command, ErrorCode, ErrorDetail};
+use contracts::{Command, ErrorCode, ErrorDetail, HolderCommand};
 use serde_json::value::RawValue;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -60,6 +62,8 @@ pub struct Executor {
     token: Secret,
     limits: RestLimits,
     settings: ExecutorSettings,
+    /// The Gateway session's command link and the intents it identified with.
+    gateway: Option<(GatewayLink, u64)>,
 }
 
 impl Executor {
@@ -75,6 +79,52 @@ impl Executor {
             token,
             limits: RestLimits::new(settings.limits.clone()),
             settings,
+            gateway: None,
+        }
+    }
+
+    /// Routes Gateway commands to the session behind `link` (which identified with `intents`).
+    pub fn with_gateway(mut self, link: GatewayLink, intents: u64) -> Self {
+        self.gateway = Some((link, intents));
+        self
+    }
+
+    /// Runs `c` until `deadline`: a REST call, or a Gateway command handed to the session.
+    pub async fn run(&self, c: &HolderCommand, deadline: Instant) -> Outcome {
+        if c.command.is_gateway() {
+            self.execute_gateway(c, deadline).await
+        } else {
+            self.execute(&c.command_id, &c.command, &c.traceparent, deadline)
+                .await
+        }
+    }
+
+    /// A Gateway command: written to the socket by the session (outcome `sent`), or failed.
+    pub async fn execute_gateway(&self, c: &HolderCommand, deadline: Instant) -> Outcome {
+        let trace = trace_id(&c.traceparent);
+        let Some((link, intents)) = &self.gateway else {
+            return failed(
+                ErrorCode::HolderUnavailable,
+                "this holder has no gateway session for commands",
+            );
+        };
+        let call = match gateway_call(&c.command_id, c.guild_id, &c.command, *intents) {
+            Ok(call) => call,
+            Err(e) => return Outcome::Failed(e),
+        };
+        let op = call.op;
+        let started = Instant::now();
+        let outcome = link.send(&c.command_id, trace, call, deadline).await;
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        match outcome {
+            Ok(result) => {
+                tracing::info!(trace_id = trace, command_id = %c.command_id, op, outcome = "sent", elapsed_ms, "gateway command");
+                Outcome::Sent(RawValue::from_string(result.to_string()).ok())
+            }
+            Err(e) => {
+                tracing::warn!(trace_id = trace, command_id = %c.command_id, op, outcome = ?e.code, reason = %e.message, elapsed_ms, "gateway command");
+                Outcome::Failed(e)
+            }
         }
     }
 
@@ -89,7 +139,12 @@ impl Executor {
         traceparent: &str,
         deadline: Instant,
     ) -> Outcome {
-        let call = discord_call(command_id, command);
+        let Some(call) = discord_call(command_id, command) else {
+            return failed(
+                ErrorCode::Internal,
+                format!("{} is not a REST command", command.kind()),
+            );
+        };
         let trace = trace_id(traceparent);
         let mut rate_limited = 0;
         let mut transient = 0;

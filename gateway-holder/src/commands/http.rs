@@ -84,8 +84,8 @@ async fn post_command(State(s): State<CommandsState>, headers: HeaderMap, body: 
     tracing::info!(
         trace_id = %trace,
         command_id = %command.command_id,
-        kind = command_kind(&command),
-        channel_id = %command.command.channel_id(),
+        kind = command.command.kind(),
+        channel_id = %command.command.channel_id().map_or("-".to_string(), |c| c.to_string()),
         "command received"
     );
     let wait = Duration::from_millis(command.wait_ms).min(MAX_WAIT);
@@ -170,12 +170,4 @@ async fn post_command(State(s): State<CommandsState>, headers: HeaderMap, body: 
         response.headers_mut().insert("traceparent", tp);
     }
     response
-}
-
-fn command_kind(c: &HolderCommand) -> &'static str {
-    match c.command {
-        contracts::Command::SendMessage(_) => "send_message",
-        contracts::Command::AddReaction(_) => "add_reaction",
-        contracts::Command::TypingStart(_) => "typing_start",
-    }
 }

@@ -1,5 +1,6 @@
 //! The command service: takes validated commands into the fair queue, runs them with bounded
-//! concurrency through the [`Executor`], and hands each outcome back to whoever waits for it.
+//! concurrency through the [`Executor`] (REST, or the Gateway session for ops 3, 4 and 8), and
+//! hands each outcome back to whoever waits for it.
 
 use super::executor::{Executor, Outcome};
 use super::queue::{FairQueue, Full, Next};
@@ -177,10 +178,7 @@ impl CommandService {
                     tokio::spawn(async move {
                         let job = q.item;
                         let c = &job.command;
-                        let outcome = service
-                            .executor
-                            .execute(&c.command_id, &c.command, &c.traceparent, q.deadline)
-                            .await;
+                        let outcome = service.executor.run(c, q.deadline).await;
                         service.finish(job, outcome);
                         drop(permit);
                     });

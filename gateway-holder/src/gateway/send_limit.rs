@@ -47,11 +47,7 @@ impl SendLimiter {
         self.reserved
     }
 
-    /// Takes a slot for a payload of `len` bytes, or says why not.
-    pub fn acquire(&mut self, kind: Kind, len: usize, now: Instant) -> Result<(), Refusal> {
-        if len > MAX_PAYLOAD {
-            return Err(Refusal::TooLarge(len));
-        }
+    fn prune(&mut self, now: Instant) {
         while let Some(&t) = self.sent.front() {
             if now.saturating_duration_since(t) >= WINDOW {
                 self.sent.pop_front();
@@ -59,10 +55,39 @@ impl SendLimiter {
                 break;
             }
         }
-        let cap = match kind {
+    }
+
+    fn cap(&self, kind: Kind) -> usize {
+        match kind {
             Kind::Heartbeat => LIMIT,
             Kind::Command => LIMIT - self.reserved,
-        };
+        }
+    }
+
+    /// The earliest time a `kind` slot is free for the payload that has `ahead` others of its
+    /// kind queued before it, if nothing else is sent meanwhile. When the slot depends on sends
+    /// that haven't happened yet, `now + WINDOW` (a lower bound: good enough to tell that a
+    /// deadline can't be met).
+    pub fn free_at(&mut self, kind: Kind, ahead: usize, now: Instant) -> Instant {
+        self.prune(now);
+        let cap = self.cap(kind);
+        let needed = self.sent.len() + ahead + 1;
+        if needed <= cap {
+            return now;
+        }
+        match self.sent.get(needed - cap - 1) {
+            Some(&t) => (t + WINDOW).max(now),
+            None => now + WINDOW,
+        }
+    }
+
+    /// Takes a slot for a payload of `len` bytes, or says why not.
+    pub fn acquire(&mut self, kind: Kind, len: usize, now: Instant) -> Result<(), Refusal> {
+        if len > MAX_PAYLOAD {
+            return Err(Refusal::TooLarge(len));
+        }
+        self.prune(now);
+        let cap = self.cap(kind);
         if self.sent.len() < cap {
             self.sent.push_back(now);
             return Ok(());
@@ -103,6 +128,35 @@ mod tests {
         );
         tokio::time::advance(WINDOW).await;
         l.acquire(Kind::Command, 4096, Instant::now()).unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn free_at_predicts_acquire() {
+        let mut l = SendLimiter::new(Duration::from_secs(45));
+        let start = Instant::now();
+        let cap = LIMIT - l.reserved();
+        assert_eq!(l.free_at(Kind::Command, 0, start), start);
+        for i in 0..cap - 1 {
+            l.acquire(Kind::Command, 10, start + Duration::from_millis(i as u64))
+                .unwrap();
+        }
+        let now = start + Duration::from_secs(1);
+        assert_eq!(l.free_at(Kind::Command, 0, now), now, "one slot left");
+        // The next two wait for the first and the second send to leave the window.
+        assert_eq!(l.free_at(Kind::Command, 1, now), start + WINDOW);
+        assert_eq!(
+            l.free_at(Kind::Command, 2, now),
+            start + WINDOW + Duration::from_millis(1)
+        );
+        // Past everything sent so far: at least a window away.
+        assert_eq!(l.free_at(Kind::Command, cap + 5, now), now + WINDOW);
+        // Heartbeats still have their reserved slots.
+        assert_eq!(l.free_at(Kind::Heartbeat, l.reserved(), now), now);
+        l.acquire(Kind::Command, 10, now).unwrap();
+        assert_eq!(
+            l.acquire(Kind::Command, 10, now),
+            Err(Refusal::Wait(start + WINDOW - now))
+        );
     }
 
     #[tokio::test(start_paused = true)]

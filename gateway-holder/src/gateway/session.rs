@@ -23,6 +23,7 @@ use super::{
 };
 use crate::{
     bus::{Bus, Dispatch},
+    commands::gateway_outbox::{Next, Outbox},
     config::{Compression, Secret},
     health::Health,
     metrics::Metrics,
@@ -87,6 +88,8 @@ pub struct Gateway {
     session: Option<Live>,
     last_id: u64,
     last_identify: Option<Instant>,
+    /// Browser commands for the socket (ops 3, 4, 8), kept across reconnects.
+    outbox: Option<Outbox>,
 }
 
 #[derive(Deserialize)]
@@ -172,7 +175,15 @@ impl Gateway {
             http,
             session,
             last_identify: None,
+            outbox: None,
         }
+    }
+
+    /// Lets the command executor's Gateway commands through this session (see
+    /// `commands::gateway_outbox`).
+    pub fn with_commands(mut self, outbox: Outbox) -> Gateway {
+        self.outbox = Some(outbox);
+        self
     }
 
     fn set_state(&self, s: GatewayState) {
@@ -481,8 +492,16 @@ impl Gateway {
             kind.to_uppercase()
         );
 
+        let mut commands_live = false;
         loop {
             let deadline = hb.deadline();
+            if *ready && !commands_live {
+                // READY/RESUMED: commands that waited for the connection may go now.
+                commands_live = true;
+                if let Some(o) = self.outbox.as_mut() {
+                    o.wake_at(Instant::now());
+                }
+            }
             tokio::select! {
                 biased;
                 _ = self.shutdown.changed() => {
@@ -505,6 +524,12 @@ impl Gateway {
                             conn.close(RESUMABLE_CLOSE).await;
                             return End::Resume { cause: "zombie connection".into(), immediate: true };
                         }
+                    }
+                }
+                _ = outbox_changed(&mut self.outbox) => {
+                    if let Err(e) = self.send_commands(&mut conn, &mut limiter, *ready).await {
+                        self.count_reconnect("transport");
+                        return End::Resume { cause: e, immediate: false };
                     }
                 }
                 r = conn.recv() => {
@@ -564,6 +589,50 @@ impl Gateway {
                         op => tracing::debug!(op, "ignoring gateway opcode"),
                     }
                 }
+            }
+        }
+    }
+
+    /// Writes the browser commands that may go now (only once READY/RESUMED), through the
+    /// connection's send limiter; the outbox decides order, pacing and deadlines.
+    async fn send_commands(
+        &mut self,
+        conn: &mut Connection,
+        limiter: &mut SendLimiter,
+        ready: bool,
+    ) -> Result<(), String> {
+        let Some(outbox) = self.outbox.as_mut() else {
+            return Ok(());
+        };
+        if !ready {
+            outbox.prune();
+            return Ok(());
+        }
+        loop {
+            match outbox.next(Instant::now(), limiter) {
+                Next::Send(mut r) => {
+                    let payload = std::mem::take(&mut r.payload);
+                    match conn.send_text(payload).await {
+                        Ok(()) => {
+                            outbox.written(r.pace, Instant::now());
+                            tracing::debug!(trace_id = %r.trace_id, command_id = %r.command_id, op = r.op, "gateway command written");
+                            r.finish(Ok(()));
+                        }
+                        Err(e) => {
+                            r.finish(Err(contracts::ErrorDetail {
+                                code: contracts::ErrorCode::HolderUnavailable,
+                                message: "the gateway connection failed while sending the command; retry".into(),
+                                field: None,
+                            }));
+                            return Err(e.to_string());
+                        }
+                    }
+                }
+                Next::WaitUntil(at) => {
+                    outbox.wake_at(at);
+                    return Ok(());
+                }
+                Next::Idle => return Ok(()),
             }
         }
     }
@@ -691,5 +760,13 @@ impl Gateway {
             return Some(End::Shutdown);
         }
         None
+    }
+}
+
+/// A change in the command outbox, or never when commands aren't wired in.
+async fn outbox_changed(outbox: &mut Option<Outbox>) {
+    match outbox {
+        Some(o) => o.changed().await,
+        None => std::future::pending().await,
     }
 }
