@@ -48,6 +48,9 @@ pub struct SimConfig {
     pub recommended_shards: u32,
     /// Per-connection gateway send limit (Discord: 120 per 60 s), exceeded: close 4008.
     pub gateway_send_limit: RouteLimit,
+    /// Op 8 Request Guild Members: one per guild per this long (Discord: 30 s); a sooner one gets
+    /// a `RATE_LIMITED` dispatch.
+    pub member_request_window: Duration,
     /// REST limits.
     pub rest: RestLimits,
     /// How long `nonce` + `enforce_nonce` deduplicates message sends.
@@ -82,6 +85,7 @@ impl Default for SimConfig {
             session_start_total: 1000,
             recommended_shards: 1,
             gateway_send_limit: RouteLimit::new(120, Duration::from_secs(60)),
+            member_request_window: Duration::from_secs(30),
             rest: RestLimits::default(),
             nonce_window: Duration::from_secs(300),
             storm_retry_after: Duration::from_secs(1),

@@ -238,6 +238,18 @@ fn voice(
     }
 }
 
+/// `user_id`'s VOICE_STATE_UPDATE after joining `channel_id` (or leaving, with `None`), updating
+/// the guild (the bot's own op 4 goes through here).
+pub fn user_voice_state(
+    guild: &mut GuildState,
+    user_id: u64,
+    channel_id: Option<u64>,
+    self_mute: bool,
+    self_deaf: bool,
+) -> Resolved {
+    voice(guild, user_id, channel_id, self_mute, self_deaf)
+}
+
 impl SimEvent {
     /// Turns the event into a dispatch, updating the guild.
     pub fn resolve(self, guild: &mut GuildState, ids: &Snowflakes) -> Resolved {

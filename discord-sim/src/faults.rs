@@ -44,7 +44,7 @@ impl RateLimitScope {
 /// `{"kind":"stop_acks","on":true}`, `{"kind":"refuse_resume","on":true}`,
 /// `{"kind":"slow_rest","delay_ms":500}`,
 /// `{"kind":"rate_limit_storm","count":3,"scope":"user","retry_after_ms":1000}` (the last field
-/// optional), `{"kind":"revoke_token","on":true}`.
+/// optional), `{"kind":"revoke_token","on":true}`, `{"kind":"refuse_gateway","on":true}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(from = "FaultJson", into = "FaultJson")]
 pub enum Fault {
@@ -89,6 +89,9 @@ pub enum Fault {
     },
     /// Revoke (true) or restore (false) the bot token: REST 401, IDENTIFY/RESUME 4004.
     RevokeToken(bool),
+    /// Refuse (true) or accept again (false) new gateway connections (HTTP 503 on the upgrade):
+    /// with `Close`/`DropTcp` first, the gateway is down for as long as the switch is on.
+    RefuseGateway(bool),
 }
 
 /// The JSON shape of [`Fault`] (every variant a struct, so the `kind` tag works).
@@ -122,6 +125,9 @@ enum FaultJson {
     RevokeToken {
         on: bool,
     },
+    RefuseGateway {
+        on: bool,
+    },
 }
 
 impl From<FaultJson> for Fault {
@@ -150,6 +156,7 @@ impl From<FaultJson> for Fault {
                 retry_after: Duration::from_millis(ms),
             },
             FaultJson::RevokeToken { on } => Fault::RevokeToken(on),
+            FaultJson::RefuseGateway { on } => Fault::RefuseGateway(on),
         }
     }
 }
@@ -182,6 +189,7 @@ impl From<Fault> for FaultJson {
                 retry_after_ms: Some(retry_after.as_millis() as u64),
             },
             Fault::RevokeToken(on) => FaultJson::RevokeToken { on },
+            Fault::RefuseGateway(on) => FaultJson::RefuseGateway { on },
         }
     }
 }
@@ -255,6 +263,10 @@ pub fn apply(state: &SimState, fault: Fault) -> usize {
         }
         Fault::RevokeToken(on) => {
             f.token_revoked.store(on, Ordering::Relaxed);
+            0
+        }
+        Fault::RefuseGateway(on) => {
+            f.refuse_gateway.store(on, Ordering::Relaxed);
             0
         }
     }

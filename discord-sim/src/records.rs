@@ -114,6 +114,14 @@ pub struct SimStats {
     pub closes_sent: u64,
     /// The last close code the sim sent.
     pub last_close_code: Option<u16>,
+    /// Op 4 Voice State Updates received (well-formed).
+    pub voice_state_updates: u64,
+    /// Op 3 Presence Updates received (well-formed).
+    pub presence_updates: u64,
+    /// Op 8 Request Guild Members for the guild, including rate-limited ones.
+    pub member_requests: u64,
+    /// Op 8 requests answered with a `RATE_LIMITED` dispatch.
+    pub member_requests_rate_limited: u64,
 }
 
 /// Notable moments, broadcast as they happen.

@@ -59,6 +59,8 @@ pub struct FaultFlags {
     pub slow_rest_us: AtomicU64,
     /// The token was revoked: REST 401, IDENTIFY/RESUME 4004.
     pub token_revoked: AtomicBool,
+    /// New gateway connections are refused (HTTP 503).
+    pub refuse_gateway: AtomicBool,
     /// 429 storm.
     pub storm: Mutex<Option<Storm>>,
 }
@@ -96,6 +98,8 @@ pub struct SimState {
     pub shutdown: watch::Sender<bool>,
     /// Dispatches handed to connections but not yet written.
     pub queued: Arc<std::sync::atomic::AtomicI64>,
+    /// Guild id → when its last Request Guild Members (op 8) was answered.
+    pub member_requests: Mutex<HashMap<u64, Instant>>,
 }
 
 impl SimState {
@@ -120,6 +124,7 @@ impl SimState {
             nonces: Mutex::default(),
             shutdown: watch::Sender::new(false),
             queued: Arc::default(),
+            member_requests: Mutex::default(),
         }
     }
 

@@ -417,7 +417,13 @@ async fn close_fault_with_a_session_ending_code_ends_the_session() {
 
 #[tokio::test]
 async fn request_guild_members_gets_a_chunk() {
-    let sim = common::start_fast().await;
+    // No per-guild window here (tests/client_commands.rs covers it).
+    let sim = common::start(SimConfig {
+        heartbeat_interval: Duration::from_millis(5000),
+        member_request_window: Duration::ZERO,
+        ..SimConfig::default()
+    })
+    .await;
     let mut raw = Raw::connect(&sim.gateway_url(), false).await;
     raw.handshake(TOKEN, ALL_INTENTS).await;
     let guild = demo::GUILD_ID.to_string();

@@ -23,6 +23,7 @@ use crate::clock::unix_micros;
 use crate::records::{ConnectionRecord, GatewayRecord, SimNotice};
 use crate::state::{lock, LiveConn, SimState};
 
+use super::client_commands;
 use super::close_codes::CloseCode;
 use super::intents::{self, IntentsError};
 use super::limits::{SendLimiter, MAX_PAYLOAD_BYTES};
@@ -374,13 +375,16 @@ impl Conn {
             2 => Ok(self.identify(&d)),
             6 => self.resume(&d).await,
             3 | 4 | 8 => {
-                if self.session.is_none() {
-                    Ok(Flow::Close(CloseCode::NOT_AUTHENTICATED))
-                } else if op == 8 {
-                    Ok(self.request_guild_members(&d))
-                } else {
-                    Ok(Flow::Continue)
-                }
+                let Some(session) = self.session.clone() else {
+                    return Ok(Flow::Close(CloseCode::NOT_AUTHENTICATED));
+                };
+                let state = &self.state;
+                let done = match op {
+                    3 => client_commands::presence_update(state, &d),
+                    4 => client_commands::voice_state_update(state, &d),
+                    _ => client_commands::request_guild_members(state, &session, &d),
+                };
+                Ok(done.map_or_else(Flow::Close, |()| Flow::Continue))
             }
             _ => Ok(Flow::Close(CloseCode::UNKNOWN_OPCODE)),
         }
@@ -532,67 +536,6 @@ impl Conn {
             conn_id: self.conn_id,
             session_id: session_id.to_string(),
         });
-        Flow::Continue
-    }
-
-    /// Op 8: answers with one GUILD_MEMBERS_CHUNK (members whose username starts with `query`,
-    /// or those in `user_ids`). Listing all members needs the GUILD_MEMBERS intent.
-    fn request_guild_members(&mut self, d: &Value) -> Flow {
-        let Some(session) = self.session.clone() else {
-            return Flow::Close(CloseCode::NOT_AUTHENTICATED);
-        };
-        let guild = lock(&self.state.guild);
-        if d.get("guild_id").and_then(Value::as_str) != Some(guild.id.to_string().as_str()) {
-            return Flow::Continue;
-        }
-        let intents = lock(&session).intents;
-        let query = d.get("query").and_then(Value::as_str);
-        let user_ids: Option<Vec<String>> = match d.get("user_ids") {
-            Some(Value::Array(a)) => Some(
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect(),
-            ),
-            Some(Value::String(s)) => Some(vec![s.clone()]),
-            _ => None,
-        };
-        if query.is_none() && user_ids.is_none() {
-            return Flow::Close(CloseCode::DECODE_ERROR);
-        }
-        if query == Some("") && intents & intents::GUILD_MEMBERS == 0 {
-            // Discord: requesting the whole member list without the intent is refused.
-            return Flow::Close(CloseCode::DISALLOWED_INTENTS);
-        }
-        let limit = d.get("limit").and_then(Value::as_u64).unwrap_or(0);
-        let limit = if limit == 0 {
-            usize::MAX
-        } else {
-            limit as usize
-        };
-        let members: Vec<Value> = guild
-            .members()
-            .iter()
-            .filter(|(u, _)| match (&user_ids, query) {
-                (Some(ids), _) => ids.iter().any(|id| *id == u.id.to_string()),
-                (None, Some(q)) => u.username.starts_with(q),
-                (None, None) => false,
-            })
-            .take(limit)
-            .map(|(u, j)| crate::payloads::member(u, *j, true))
-            .collect();
-        let mut chunk = json!({
-            "guild_id": guild.id.to_string(),
-            "members": members,
-            "chunk_index": 0,
-            "chunk_count": 1,
-        });
-        if let Some(nonce) = d.get("nonce") {
-            chunk["nonce"] = nonce.clone();
-        }
-        let entry = lock(&session).push("GUILD_MEMBERS_CHUNK", chunk.to_string());
-        drop(guild);
-        self.state.records.emitted(entry);
-        self.state.records.count(|s| s.emitted += 1);
         Flow::Continue
     }
 

@@ -2,9 +2,11 @@
 //!
 //! - `connection.rs`: one connection's task (HELLO, heartbeats, IDENTIFY, RESUME, writing frames).
 //! - `session.rs`: sessions, sequence numbers and the replay backlog.
+//! - `client_commands.rs`: ops 3, 4 and 8 (presence, voice state, member requests) and their answers.
 //! - `close_codes.rs`, `intents.rs`, `limits.rs`: Discord's rules, as data.
 //! - `zlib.rs`: the per-connection deflate stream.
 
+pub mod client_commands;
 pub mod close_codes;
 pub mod connection;
 pub mod intents;
@@ -33,6 +35,17 @@ pub fn router() -> Router<Arc<SimState>> {
 }
 
 async fn upgrade(State(state): State<Arc<SimState>>, uri: Uri, ws: WebSocketUpgrade) -> Response {
+    if state
+        .faults
+        .refuse_gateway
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "discord-sim: the gateway is down (refuse_gateway fault)",
+        )
+            .into_response();
+    }
     let mut zlib = false;
     let mut bad_version = false;
     for pair in uri
