@@ -71,6 +71,8 @@ impl Setup {
         let r = self
             .client
             .post(format!("http://{}/commands", self.addr))
+            // Beyond the holder's longest wait (10 s), so its answer always arrives.
+            .timeout(T)
             .header("authorization", auth)
             .header("content-type", "application/json")
             .body(body.to_string())
@@ -425,4 +427,293 @@ async fn oversized_bodies_and_headers_are_refused() {
         Err(e) => assert!(e.is_request() || e.is_body() || e.is_connect(), "{e}"),
     }
     assert!(s.calls("/channels/").is_empty(), "nothing reached Discord");
+}
+
+// ---- Gateway commands (ops 3, 4, 8): through the same queue to the session's socket ----
+
+/// The `d` of every payload the holder sent the sim with `op`, with its receipt time (µs).
+fn gateway_sent(sim: &Sim, op: u64) -> Vec<(Value, u64)> {
+    sim.gateway_received()
+        .into_iter()
+        .filter(|r| r.op == Some(op))
+        .map(|r| {
+            let v: Value = serde_json::from_str(&r.payload).unwrap();
+            (v["d"].clone(), r.at_us)
+        })
+        .collect()
+}
+
+fn voice(id: &str, channel: Option<u64>, wait_ms: u64) -> Value {
+    command(
+        id,
+        "user-1",
+        "update_voice_state",
+        json!({"channel_id": channel.map(|c| c.to_string()), "self_mute": false, "self_deaf": true}),
+        wait_ms,
+    )
+}
+
+async fn setup_with(sim_config: discord_sim::SimConfig, extra: &[(&str, &str)]) -> Setup {
+    let sim = start_sim(sim_config).await;
+    let ingest = Ingest::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let holder = Holder::spawn(&HolderEnv {
+        api_url: sim.api_url(),
+        edge_url: ingest.url(),
+        state_dir: dir.path().to_path_buf(),
+        zlib: true,
+        extra: extra
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    });
+    let addr = holder.http_addr().await;
+    sim.wait_for(|st| st.identifies >= 1).await;
+    Setup {
+        sim,
+        _ingest: ingest,
+        holder,
+        addr,
+        client: http_client(),
+        _dir: dir,
+    }
+}
+
+#[tokio::test]
+async fn each_gateway_command_reaches_the_gateway_with_its_op_and_d() {
+    let s = setup(&[]).await;
+    let guild = demo::GUILD_ID.to_string();
+
+    let (status, answer, tp) = s.post(&voice("cmd-v1", Some(demo::LOUNGE), 5000)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["status"], "sent");
+    assert_eq!(answer["result"], json!({"op": 4}));
+    assert_eq!(tp.as_deref(), Some(TRACEPARENT));
+    let (d, _) = gateway_sent(&s.sim, 4).pop().expect("op 4 reached the sim");
+    assert_eq!(
+        d,
+        json!({"guild_id": guild, "channel_id": demo::LOUNGE.to_string(), "self_mute": false, "self_deaf": true})
+    );
+    // Discord's answer is the bot's VOICE_STATE_UPDATE, forwarded like any dispatch.
+    s._ingest
+        .wait_for("the bot's VOICE_STATE_UPDATE", T, |i| {
+            i.unique().iter().any(|e| {
+                e.kind == "VOICE_STATE_UPDATE"
+                    && e.d.get().contains(&demo::BOT.to_string())
+                    && e.d.get().contains(&demo::LOUNGE.to_string())
+            })
+        })
+        .await;
+
+    let presence = command(
+        "cmd-p1",
+        "user-1",
+        "update_presence",
+        json!({"status": "dnd", "afk": false, "activities": [{"name": "the tests", "type": 0}]}),
+        5000,
+    );
+    let (status, answer, _) = s.post(&presence).await;
+    assert_eq!(status, 200, "{answer}");
+    let (d, _) = gateway_sent(&s.sim, 3).pop().expect("op 3 reached the sim");
+    assert_eq!(
+        d,
+        json!({"since": null, "activities": [{"name": "the tests", "type": 0}], "status": "dnd", "afk": false})
+    );
+
+    let members = command(
+        "cmd-m1",
+        "user-1",
+        "request_guild_members",
+        json!({"query": "al", "limit": 5}),
+        5000,
+    );
+    let (status, answer, _) = s.post(&members).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["result"], json!({"op": 8, "nonce": "cmd-m1"}));
+    let (d, _) = gateway_sent(&s.sim, 8).pop().expect("op 8 reached the sim");
+    assert_eq!(
+        d,
+        json!({"guild_id": guild, "query": "al", "limit": 5, "nonce": "cmd-m1"})
+    );
+    s._ingest
+        .wait_for("the GUILD_MEMBERS_CHUNK with the nonce", T, |i| {
+            i.unique().iter().any(|e| {
+                e.kind == "GUILD_MEMBERS_CHUNK" && e.d.get().contains(r#""nonce":"cmd-m1""#)
+            })
+        })
+        .await;
+
+    // A bad gateway body is refused with the field named, and nothing reaches the socket.
+    let before = s.sim.gateway_received().len();
+    let bad = command(
+        "cmd-bad",
+        "user-1",
+        "request_guild_members",
+        json!({"query": "al", "user_ids": [demo::BOB.to_string()], "limit": 5}),
+        5000,
+    );
+    let (status, answer, _) = s.post(&bad).await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["error"]["field"], "command.body.user_ids");
+    let heartbeats_only = s.sim.gateway_received()[before..]
+        .iter()
+        .all(|r| r.op == Some(1));
+    assert!(heartbeats_only, "a refused command reached the gateway");
+
+    let line = s.holder.wait_line("gateway command", T).await;
+    assert!(line.contains("4bf92f3577b34da6a3ce929d0e0e4736"), "{line}");
+    assert!(!s.holder.stderr_text().contains("sim-token"));
+}
+
+#[tokio::test]
+async fn member_requests_are_paced_per_guild_and_discord_never_says_rate_limited() {
+    let s = setup_with(
+        discord_sim::SimConfig {
+            member_request_window: Duration::from_millis(1000),
+            ..sim_config()
+        },
+        &[("HOLDER_MEMBER_REQUEST_INTERVAL_MS", "1100")],
+    )
+    .await;
+    let posts: Vec<Value> = (0..3)
+        .map(|i| {
+            command(
+                &format!("cmd-m{i}"),
+                &format!("user-{i}"),
+                "request_guild_members",
+                json!({"query": "", "limit": 0}),
+                5000,
+            )
+        })
+        .collect();
+    let answers = futures::future::join_all(posts.iter().map(|p| s.post(p))).await;
+    for (status, answer, _) in &answers {
+        assert_eq!(*status, 200, "{answer}");
+    }
+    let at: Vec<u64> = gateway_sent(&s.sim, 8).iter().map(|(_, at)| *at).collect();
+    assert_eq!(at.len(), 3);
+    for pair in at.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= 1_000_000,
+            "requests for one guild closer than the sim's window: {at:?}"
+        );
+    }
+    // Every request was answered with chunks, none with RATE_LIMITED.
+    s._ingest
+        .wait_for("three member chunks", T, |i| {
+            i.unique()
+                .iter()
+                .filter(|e| e.kind == "GUILD_MEMBERS_CHUNK")
+                .count()
+                == 3
+        })
+        .await;
+    let st = s.sim.stats();
+    assert_eq!(
+        (st.member_requests, st.member_requests_rate_limited),
+        (3, 0)
+    );
+}
+
+#[tokio::test]
+async fn a_burst_of_gateway_commands_never_trips_the_send_limit_and_heartbeats_go_on() {
+    let s = setup(&[("HOLDER_COMMAND_DEADLINE_MS", "3000")]).await;
+    let posts: Vec<Value> = (0..150)
+        .map(|i| {
+            let channel = if i % 2 == 0 {
+                demo::LOUNGE
+            } else {
+                demo::GAMING
+            };
+            let mut c = voice(&format!("cmd-b{i}"), Some(channel), 5000);
+            c["user"] = json!(format!("user-{}", i % 5));
+            c
+        })
+        .collect();
+    let answers: Vec<(u16, Value, Option<String>)> =
+        futures::stream::iter(posts.iter().map(|p| s.post(p)))
+            .buffer_unordered(150)
+            .collect()
+            .await;
+    let sent = answers.iter().filter(|a| a.0 == 200).count();
+    for (status, answer, _) in answers.iter().filter(|a| a.0 != 200) {
+        assert_eq!(*status, 504, "{answer}");
+        assert_eq!(answer["error"]["code"], "deadline_exceeded", "{answer}");
+    }
+    assert!(
+        sent >= 40 && sent < 150,
+        "{sent} of 150 sent: the send limit's command share (120 minus heartbeat slots) in a minute"
+    );
+    assert_eq!(
+        gateway_sent(&s.sim, 4).len(),
+        sent,
+        "one op 4 per sent command"
+    );
+    eprintln!("burst: {sent} of 150 sent, {} failed at once", 150 - sent);
+    // Heartbeats still flow on the same connection, and the sim never closed it (4008).
+    let beats = s.sim.stats().heartbeats;
+    let st = s.sim.wait_for(|st| st.heartbeats >= beats + 2).await;
+    assert_eq!(
+        st.closes_sent, 0,
+        "the sim closed a connection: {:?}",
+        st.last_close_code
+    );
+    assert_eq!(st.connections_opened, 1);
+}
+
+#[tokio::test]
+async fn commands_wait_for_the_gateway_to_come_back_or_fail_at_their_deadline() {
+    let s = setup(&[("HOLDER_COMMAND_DEADLINE_MS", "6000")]).await;
+    // Ready first (the VOICE_STATE_UPDATE answer proves it).
+    let (status, answer, _) = s.post(&voice("cmd-w0", None, 5000)).await;
+    assert_eq!(status, 200, "{answer}");
+
+    s.sim.fault(Fault::RefuseGateway(true)).await;
+    s.sim.fault(Fault::Close { code: 4000 }).await;
+    s.sim.wait_for(|st| st.connections_live == 0).await;
+
+    // Down for longer than its deadline: fails with a clear reason and is never sent.
+    let started = std::time::Instant::now();
+    let (status, answer, _) = s.post(&voice("cmd-late", Some(demo::GAMING), 10_000)).await;
+    let waited = started.elapsed();
+    assert_eq!(status, 504, "{answer}");
+    assert_eq!(answer["error"]["code"], "deadline_exceeded");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unavailable"),
+        "{answer}"
+    );
+    assert!(
+        waited >= Duration::from_millis(5500) && waited < Duration::from_secs(9),
+        "failed after {waited:?}, not at its 6 s deadline"
+    );
+
+    // Issued while down, sent once the gateway is back (RESUME).
+    let back = voice("cmd-back", Some(demo::LOUNGE), 10_000);
+    let post = s.post(&back);
+    tokio::pin!(post);
+    let answer = tokio::select! {
+        a = &mut post => panic!("answered while the gateway was down: {a:?}"),
+        _ = s.holder.wait_line("command_id=cmd-back", T) => {
+            s.sim.fault(Fault::RefuseGateway(false)).await;
+            post.await
+        }
+    };
+    assert_eq!(answer.0, 200, "{}", answer.1);
+    assert!(s.sim.stats().resumes >= 1, "the session was resumed");
+    let voice_payloads = gateway_sent(&s.sim, 4);
+    assert!(
+        voice_payloads
+            .iter()
+            .any(|(d, _)| d["channel_id"] == demo::LOUNGE.to_string()),
+        "{voice_payloads:?}"
+    );
+    assert!(
+        !voice_payloads
+            .iter()
+            .any(|(d, _)| d["channel_id"] == demo::GAMING.to_string()),
+        "a command that failed at its deadline was sent later: {voice_payloads:?}"
+    );
 }

@@ -336,7 +336,11 @@ mod tests {
         assert_eq!(sent, ["first"]);
         assert!(first.await.unwrap().is_ok());
         let started = Instant::now();
-        let late = r.submit("late", call(8, Pace::Members(G), 50), Duration::from_secs(10));
+        let late = r.submit(
+            "late",
+            call(8, Pace::Members(G), 50),
+            Duration::from_secs(10),
+        );
         let (sent, next) = r.pump().await;
         assert!(sent.is_empty() && matches!(next, Next::Idle));
         let e = late.await.unwrap().unwrap_err();
@@ -370,10 +374,20 @@ mod tests {
         // (their deadline is before any slot frees), and the heartbeat slots stay free.
         let cap = crate::gateway::send_limit::LIMIT - r.limiter.reserved();
         let burst: Vec<_> = (0..150)
-            .map(|i| r.submit(&format!("v{i}"), call(4, Pace::None, 50), Duration::from_secs(5)))
+            .map(|i| {
+                r.submit(
+                    &format!("v{i}"),
+                    call(4, Pace::None, 50),
+                    Duration::from_secs(5),
+                )
+            })
             .collect();
         let (sent, next) = r.pump().await;
-        assert_eq!(sent.len() + 6, cap, "the six presences took their slots too");
+        assert_eq!(
+            sent.len() + 6,
+            cap,
+            "the six presences took their slots too"
+        );
         assert!(matches!(next, Next::Idle), "{next:?}");
         let mut failed = 0;
         for h in burst {
@@ -384,6 +398,10 @@ mod tests {
         }
         assert_eq!(failed, 150 - sent.len());
         let now = Instant::now();
-        assert_eq!(r.limiter.free_at(Kind::Heartbeat, r.limiter.reserved() - 1, now), now);
+        assert_eq!(
+            r.limiter
+                .free_at(Kind::Heartbeat, r.limiter.reserved() - 1, now),
+            now
+        );
     }
 }

@@ -621,7 +621,9 @@ impl Gateway {
                         Err(e) => {
                             r.finish(Err(contracts::ErrorDetail {
                                 code: contracts::ErrorCode::HolderUnavailable,
-                                message: "the gateway connection failed while sending the command; retry".into(),
+                                message:
+                                    "the gateway connection failed while sending the command; retry"
+                                        .into(),
                                 field: None,
                             }));
                             return Err(e.to_string());
