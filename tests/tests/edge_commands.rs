@@ -1,9 +1,10 @@
-//! End-to-end: browser commands through the real `wrangler dev` (edge), the real
-//! `gateway-holder` binary and an in-process discord-sim. One edge, one holder and one sim serve
-//! every assertion (starting wrangler costs about a second of CPU); users are separate JWT `sub`s,
-//! so the per-user limit tested with one user does not touch the others.
+//! End-to-end: browser commands (REST ones and the Gateway ones: voice state, presence) through
+//! the real `wrangler dev` (edge), the real `gateway-holder` binary and an in-process discord-sim.
+//! One edge, one holder and one sim serve every assertion (starting wrangler costs about a second
+//! of CPU); users are separate JWT `sub`s, so the per-user limit tested with one user does not
+//! touch the others.
 
-use discord_sim::config::demo::{GENERAL, GUILD_ID};
+use discord_sim::config::demo::{BOT, GENERAL, GUILD_ID, LOUNGE};
 use discord_sim::{Fault, Sim};
 use e2e_tests::edge::{Edge, JWT_SECRET, LINK_TOKEN};
 use e2e_tests::http;
@@ -103,6 +104,15 @@ fn rest_call(
             .await
         });
     }
+}
+
+/// The payloads with `op` the holder sent the sim's gateway, in order.
+fn gateway_payloads(sim: &Sim, op: u64) -> Vec<serde_json::Value> {
+    sim.gateway_received()
+        .into_iter()
+        .filter(|g| g.op == Some(op))
+        .map(|g| serde_json::from_str(&g.payload).expect("the holder sends JSON"))
+        .collect()
 }
 
 #[test]
@@ -456,7 +466,119 @@ fn commands_end_to_end() {
     assert!(counter("edge_command_results_total") >= 3);
     assert_eq!(counter("edge_command_results_delivered_total"), 3);
 
-    // 8. Holder gone: 503 holder_unavailable with Retry-After.
+    // 8. Gateway commands take the same path: update-voice-state reaches the sim as op 4 for the
+    //    edge's guild, and Discord's answer (the bot's VOICE_STATE_UPDATE) comes out on the
+    //    stream; bad bodies get 400 naming the field and never reach the holder.
+    let dave = session_for("dave", "read write");
+    let (mut dave_stream, _) = stream_for(port, &dave);
+    let lounge = LOUNGE.to_string();
+    let ops_before = gateway_payloads(&sim, 4).len();
+    let body = format!(r#"{{"channel_id":"{lounge}","self_deaf":true}}"#);
+    let r = post_action(
+        port,
+        "update-voice-state",
+        Some(&dave),
+        Some(TRACEPARENT),
+        &body,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("traceparent"), Some(TRACEPARENT));
+    let v = r.json();
+    assert_eq!(
+        (v["status"].as_str(), &v["result"]),
+        (Some("sent"), &serde_json::json!({"op": 4})),
+        "{v}"
+    );
+    let sent = gateway_payloads(&sim, 4);
+    assert_eq!(sent.len(), ops_before + 1, "one op 4 per command");
+    assert_eq!(
+        sent.last().unwrap()["d"],
+        serde_json::json!({"guild_id": guild, "channel_id": lounge, "self_mute": false, "self_deaf": true})
+    );
+    let bot = BOT.to_string();
+    let seen = dave_stream.events_until(T, |e| {
+        e.event == "VOICE_STATE_UPDATE" && e.data.contains(&bot) && e.data.contains(&lounge)
+    });
+    let vsu = seen.last().expect("the bot's VOICE_STATE_UPDATE").json();
+    assert_eq!(vsu["d"]["user_id"], bot.as_str(), "{vsu}");
+    assert_eq!(vsu["d"]["self_deaf"], true, "{vsu}");
+    // Leaving has no channel to check; presence is bot-wide and needs only `write`.
+    let r = post_action(
+        port,
+        "update-voice-state",
+        Some(&dave),
+        None,
+        r#"{"channel_id":null}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = post_action(
+        port,
+        "update-presence",
+        Some(&dave),
+        None,
+        r#"{"status":"idle","activities":[{"name":"e2e","type":3}]}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        gateway_payloads(&sim, 3).last().unwrap()["d"]["status"],
+        "idle"
+    );
+    let before = sim.gateway_received().len();
+    for (action, body, field) in [
+        ("update-voice-state", "{}", "channel_id"),
+        (
+            "update-voice-state",
+            r#"{"channel_id":"lounge"}"#,
+            "channel_id",
+        ),
+        (
+            "update-voice-state",
+            r#"{"channel_id":null,"self_mute":1}"#,
+            "self_mute",
+        ),
+        ("update-presence", r#"{"status":"away"}"#, "status"),
+        (
+            "update-presence",
+            r#"{"status":"online","activities":[{"name":"x","type":9}]}"#,
+            "activities[0].type",
+        ),
+        (
+            "request-guild-members",
+            r#"{"query":"a","user_ids":["1000000000000001001"],"limit":1}"#,
+            "user_ids",
+        ),
+        (
+            "request-guild-members",
+            r#"{"query":"a","limit":500}"#,
+            "limit",
+        ),
+    ] {
+        let r = post_action(port, action, Some(&dave), None, body);
+        assert_eq!(r.status, 400, "{action} {body}: {}", r.text());
+        assert_eq!(
+            error_of(&r),
+            ("invalid_request".to_string(), Some(field.to_string())),
+            "{action} {body}"
+        );
+    }
+    // A voice channel of another guild is refused by the hub like any other channel.
+    let r = post_action(
+        port,
+        "update-voice-state",
+        Some(&dave),
+        None,
+        r#"{"channel_id":"999999999999999999"}"#,
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(
+        sim.gateway_received()[before..]
+            .iter()
+            .all(|g| g.op == Some(1)),
+        "a refused gateway command reached Discord"
+    );
+    drop(dave_stream);
+
+    // 9. Holder gone: 503 holder_unavailable with Retry-After.
     holder.kill();
     let body = format!(r#"{{"channel_id":"{general}","content":"nobody home"}}"#);
     let r = post_action(port, "send-message", Some(&bob), None, &body);
