@@ -45,10 +45,11 @@ async fn voice_state_update_moves_the_bot_and_is_announced() {
     assert_eq!(later.dispatch().await["t"], "READY");
     let gc = later.dispatch().await;
     let states = gc["d"]["voice_states"].as_array().unwrap();
+    let bot = demo::BOT.to_string();
     assert!(
         states
             .iter()
-            .any(|v| v["user_id"] == demo::BOT.to_string() && v["channel_id"] == lounge),
+            .any(|v| v["user_id"].as_str() == Some(&bot) && v["channel_id"] == lounge),
         "{states:?}"
     );
 

@@ -201,7 +201,11 @@ mod tests {
         assert_eq!(e.field.as_deref(), Some("status"));
         let e = parse(Action::RequestGuildMembers, br#"{"query":"a","limit":500}"#).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("limit"));
-        let c = parse(Action::RequestGuildMembers, br#"{"user_ids":["5"],"limit":1}"#).unwrap();
+        let c = parse(
+            Action::RequestGuildMembers,
+            br#"{"user_ids":["5"],"limit":1}"#,
+        )
+        .unwrap();
         assert!(c.is_gateway() && c.channel_id().is_none());
     }
 

@@ -180,7 +180,10 @@ mod tests {
         for (path, action) in [
             ("/api/actions/update-voice-state", Action::UpdateVoiceState),
             ("/api/actions/update-presence", Action::UpdatePresence),
-            ("/api/actions/request-guild-members", Action::RequestGuildMembers),
+            (
+                "/api/actions/request-guild-members",
+                Action::RequestGuildMembers,
+            ),
         ] {
             assert_eq!(route("POST", path), Ok(Route::Action(action)));
             assert_eq!(action.name(), &path["/api/actions/".len()..]);

@@ -641,7 +641,7 @@ async fn a_burst_of_gateway_commands_never_trips_the_send_limit_and_heartbeats_g
         assert_eq!(answer["error"]["code"], "deadline_exceeded", "{answer}");
     }
     assert!(
-        sent >= 40 && sent < 150,
+        (40..150).contains(&sent),
         "{sent} of 150 sent: the send limit's command share (120 minus heartbeat slots) in a minute"
     );
     assert_eq!(
@@ -707,13 +707,13 @@ async fn commands_wait_for_the_gateway_to_come_back_or_fail_at_their_deadline() 
     assert!(
         voice_payloads
             .iter()
-            .any(|(d, _)| d["channel_id"] == demo::LOUNGE.to_string()),
+            .any(|(d, _)| d["channel_id"].as_str() == Some(&demo::LOUNGE.to_string())),
         "{voice_payloads:?}"
     );
     assert!(
         !voice_payloads
             .iter()
-            .any(|(d, _)| d["channel_id"] == demo::GAMING.to_string()),
+            .any(|(d, _)| d["channel_id"].as_str() == Some(&demo::GAMING.to_string())),
         "a command that failed at its deadline was sent later: {voice_payloads:?}"
     );
 }
