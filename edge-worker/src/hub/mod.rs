@@ -113,9 +113,8 @@ impl Hub {
             head += 1;
             e.cursor = head;
             e.at = at;
-            self.store.append(e)?;
         }
-        self.store.set_head(head)?;
+        self.store.append(events)?;
         self.head = head;
         self.last_at = at;
         Ok(())
@@ -131,7 +130,8 @@ impl Hub {
             window::age_cutoff(now, self.config.replay_max_age_ms)
         });
         if by_count || cutoff.is_some() {
-            self.store.trim(if by_count { floor } else { 0 }, cutoff)?;
+            self.store
+                .trim(self.head, if by_count { floor } else { 0 }, cutoff)?;
             if by_count {
                 self.trimmed_below = floor;
             }
