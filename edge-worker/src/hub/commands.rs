@@ -67,7 +67,8 @@ pub(crate) async fn result(hub: &Rc<RefCell<Hub>>, mut req: Request) -> Result<R
     let sent = {
         let mut h = hub.borrow_mut();
         // Framed here, with no await before the push: `head` is exactly what every stream has
-        // been given up to (see `actions::result_frame`).
+        // been given up to (see `actions::result_frame`) once deferred events are queued.
+        h.flush(now_ms());
         let head = h.head;
         let frame = crate::actions::result_frame(head, &json);
         let sent = h.clients.send_to_user(

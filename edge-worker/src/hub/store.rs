@@ -5,6 +5,12 @@
 //! respect to other requests (the object is single-threaded) and is committed as one unit before
 //! the response leaves (the output gate). Ids that can exceed 2^53 (Discord snowflakes, holder
 //! ids) are stored as TEXT, since SQL values cross into JavaScript as doubles.
+//!
+//! Write cost per ingest batch is kept to two B-tree pages: one multi-row `INSERT` into `events`
+//! (no secondary index: `at` grows with `cursor`, so age queries walk the primary key) and the
+//! epoch's dedup mark. The head is not written per batch: it is the larger of `meta.head` and the
+//! newest stored cursor, and `meta.head` is brought up to date before any delete (see
+//! [`Store::trim`]), so the head never moves back, even when everything is trimmed.
 
 use crate::event::EdgeEvent;
 use crate::link::LinkTracker;
@@ -14,6 +20,9 @@ use worker::{Result, SqlStorage, SqlStorageValue};
 /// How many epochs' dedup marks are kept (a holder makes a new epoch only when it loses its
 /// state, so old ones only matter for retries still in flight).
 const KEEP_EPOCHS: i64 = 32;
+
+/// Events per `INSERT` statement (5 parameters each, well under SQLite's parameter limit).
+const INSERT_ROWS: usize = 64;
 
 pub struct Store {
     sql: SqlStorage,
@@ -49,7 +58,8 @@ impl Store {
                 data TEXT NOT NULL)",
             None,
         )?;
-        sql.exec("CREATE INDEX IF NOT EXISTS events_at ON events(at)", None)?;
+        // Older versions kept an index on `at`; it cost a page write per batch.
+        sql.exec("DROP INDEX IF EXISTS events_at", None)?;
         sql.exec(
             "CREATE TABLE IF NOT EXISTS epochs (
                 epoch TEXT PRIMARY KEY,
@@ -81,14 +91,16 @@ impl Store {
         Ok(())
     }
 
-    /// The newest cursor handed out (0 before the first event). Kept in `meta`, not derived
-    /// from the events table, so trimming everything never makes a cursor repeat.
+    /// The newest cursor handed out (0 before the first event): the newest stored event, or
+    /// `meta.head` when trimming removed it, so a cursor never repeats.
     pub fn head(&self) -> Result<u64> {
-        Ok(self.meta("head")?.and_then(|v| v.parse().ok()).unwrap_or(0))
-    }
-
-    pub fn set_head(&self, head: u64) -> Result<()> {
-        self.set_meta("head", head.to_string())
+        let saved = self.meta("head")?.and_then(|v| v.parse().ok()).unwrap_or(0);
+        let rows: Vec<Num> = self
+            .sql
+            .exec("SELECT MAX(cursor) AS n FROM events", None)?
+            .to_array()?;
+        let stored = rows.into_iter().next().and_then(|r| r.n).unwrap_or(0.0) as u64;
+        Ok(saved.max(stored))
     }
 
     pub fn link(&self) -> Result<LinkTracker> {
@@ -144,44 +156,56 @@ impl Store {
         Ok(())
     }
 
-    pub fn append(&self, e: &EdgeEvent) -> Result<()> {
-        self.sql.exec(
-            "INSERT INTO events (cursor, at, name, channel, data) VALUES (?, ?, ?, ?, ?)",
-            vec![
-                SqlStorageValue::Integer(e.cursor as i64),
-                SqlStorageValue::Integer(e.at as i64),
-                e.name.as_str().into(),
-                e.channel.map(|c| c.to_string()).into(),
-                e.data.as_str().into(),
-            ],
-        )?;
+    /// Stores `events` (cursor order) with one statement per [`INSERT_ROWS`] events.
+    pub fn append(&self, events: &[EdgeEvent]) -> Result<()> {
+        for part in events.chunks(INSERT_ROWS) {
+            let mut sql =
+                String::from("INSERT INTO events (cursor, at, name, channel, data) VALUES ");
+            let mut args = Vec::with_capacity(part.len() * 5);
+            for (i, e) in part.iter().enumerate() {
+                sql.push_str(if i == 0 {
+                    "(?, ?, ?, ?, ?)"
+                } else {
+                    ", (?, ?, ?, ?, ?)"
+                });
+                args.push(SqlStorageValue::Integer(e.cursor as i64));
+                args.push(SqlStorageValue::Integer(e.at as i64));
+                args.push(e.name.as_str().into());
+                args.push(e.channel.map(|c| c.to_string()).into());
+                args.push(e.data.as_str().into());
+            }
+            self.sql.exec(&sql, args)?;
+        }
         Ok(())
     }
 
-    /// Deletes events below cursor `floor` (size limit) and stored before `cutoff` (age limit).
-    pub fn trim(&self, floor: u64, cutoff: Option<u64>) -> Result<()> {
+    /// Deletes events below cursor `floor` (size limit) and those older than the first event
+    /// stored at or after `cutoff` (age limit). `head` is saved first, so deleting the newest
+    /// event never lets a cursor repeat (see [`Store::head`]).
+    pub fn trim(&self, head: u64, floor: u64, cutoff: Option<u64>) -> Result<()> {
+        self.set_meta("head", head.to_string())?;
+        let floor = match cutoff {
+            Some(cutoff) => floor.max(self.floor(head, cutoff)?),
+            None => floor,
+        };
         if floor > 0 {
             self.sql.exec(
                 "DELETE FROM events WHERE cursor < ?",
                 vec![SqlStorageValue::Integer(floor as i64)],
             )?;
         }
-        if let Some(cutoff) = cutoff {
-            self.sql.exec(
-                "DELETE FROM events WHERE at < ?",
-                vec![SqlStorageValue::Integer(cutoff as i64)],
-            )?;
-        }
         Ok(())
     }
 
     /// The oldest cursor stored at or after time `cutoff`, or `head + 1` when there is none.
-    /// (Deletion is lazy; this is the window's true lower edge by age.)
+    /// (Deletion is lazy; this is the window's true lower edge by age.) Walks the primary key
+    /// from the oldest event: times grow with cursors and older events are deleted every second,
+    /// so the walk is short.
     pub fn floor(&self, head: u64, cutoff: u64) -> Result<u64> {
         let rows: Vec<Num> = self
             .sql
             .exec(
-                "SELECT MIN(cursor) AS n FROM events WHERE at >= ?",
+                "SELECT cursor AS n FROM events WHERE at >= ? ORDER BY cursor LIMIT 1",
                 vec![SqlStorageValue::Integer(cutoff as i64)],
             )?
             .to_array()?;
