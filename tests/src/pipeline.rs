@@ -54,6 +54,9 @@ pub struct Config {
     pub settle: Duration,
     /// What fans the holder's batches out to the clients.
     pub fanout: Fanout,
+    /// The holder posts through wrangler's Node proxy (always when the edge gets restarted)
+    /// instead of straight to the Worker's own port.
+    pub ingest_via_wrangler: bool,
     /// Run the twilight-gateway bare-receive baseline on the same sim meanwhile (needs a bench
     /// binary that calls [`baseline_twilight::child_main_if_requested`]).
     pub twilight: bool,
@@ -612,10 +615,14 @@ enum Server {
 }
 
 impl Server {
-    /// Where the holder posts.
-    fn ingest_port(&self) -> u16 {
+    /// Where the holder posts: like the clients, straight to the Worker's own port (in
+    /// production nothing sits between the holder and Cloudflare's edge; wrangler's Node proxy
+    /// is a dev artefact with a cost of its own), unless the edge will be restarted: its own
+    /// port changes then, and only wrangler's stays.
+    fn ingest_port(&self, via_wrangler: bool) -> u16 {
         match self {
-            Server::Edge(e) => e.port,
+            Server::Edge(e) if via_wrangler => e.port,
+            Server::Edge(e) => e.worker_port().unwrap_or(e.port),
             Server::Node(n) => n.port,
         }
     }
@@ -657,8 +664,14 @@ pub fn run(cfg: &Config) -> Report {
         )),
         Fanout::BetterSse => Server::Node(BetterSse::start()),
     };
-    let mut holder =
-        HolderProc::start(&cfg.name, holder_port, server.ingest_port(), &sim.api_url());
+    let plan = schedule(cfg);
+    let edge_restarts = plan.iter().any(|f| f.1 == FaultKind::EdgeRestart);
+    let mut holder = HolderProc::start(
+        &cfg.name,
+        holder_port,
+        server.ingest_port(edge_restarts || cfg.ingest_via_wrangler),
+        &sim.api_url(),
+    );
     let twilight = cfg.twilight.then(|| {
         let t = TwilightBaseline::spawn(&sim.gateway_url());
         // Connected (READY and GUILD_CREATE received) before the measured part starts.
@@ -740,7 +753,7 @@ pub fn run(cfg: &Config) -> Report {
 
     // Faults on schedule while the traffic runs.
     let mut faults = Vec::new();
-    for (at, kind) in schedule(cfg) {
+    for (at, kind) in plan {
         if let Some(w) = (started + at).checked_duration_since(Instant::now()) {
             thread::sleep(w);
         }
@@ -811,10 +824,14 @@ pub fn run(cfg: &Config) -> Report {
             break;
         }
         let seen = sim.stats().rest_calls;
-        let _ = rt.block_on(tokio::time::timeout(
-            Duration::from_millis(500),
-            sim.wait_for(|s| s.rest_calls > seen),
-        ));
+        // The timer is made inside the runtime (a `timeout` built outside it panics).
+        let _ = rt.block_on(async {
+            tokio::time::timeout(
+                Duration::from_millis(500),
+                sim.wait_for(|s| s.rest_calls > seen),
+            )
+            .await
+        });
     }
     dispatch_us.sort_unstable();
 

@@ -36,6 +36,7 @@ fn pipeline_smoke() {
         commands_per_sec: 2.0,
         settle: Duration::from_secs(90),
         fanout: Fanout::Edge,
+        ingest_via_wrangler: false,
         twilight: false,
     };
     let r = pipeline::run(&cfg);
@@ -94,6 +95,7 @@ fn pipeline_soak_ci() {
         commands_per_sec: 1.0,
         settle: Duration::from_secs(120),
         fanout: Fanout::Edge,
+        ingest_via_wrangler: false,
         twilight: false,
     };
     let r = pipeline::run(&cfg);

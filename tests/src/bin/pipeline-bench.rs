@@ -15,8 +15,10 @@
 //!
 //! `cargo run -p e2e-tests --release --bin pipeline-bench -- [--clients N] [--rate R]
 //!  [--burst B] [--seconds S] [--baseline-seconds S] [--ceiling-seconds S] [--ceiling-steps K]
-//!  [--soak-seconds S] [--soak-clients N] [--fault-every S] [--out DIR]`
-//! (`--baseline-seconds 0` / `--ceiling-seconds 0` / `--soak-seconds 0` skip those parts.)
+//!  [--soak-seconds S] [--soak-clients N] [--fault-every S] [--ingest-via-wrangler] [--out DIR]`
+//! (`--baseline-seconds 0` / `--ceiling-seconds 0` / `--soak-seconds 0` skip those parts;
+//! `--ingest-via-wrangler` makes the holder post through wrangler's Node proxy instead of the
+//! Worker's own port, as the soak always does because its edge restarts change that port.)
 
 use e2e_tests::baseline_twilight;
 use e2e_tests::pipeline::{self, Config, Fanout, FaultKind, Report};
@@ -35,6 +37,7 @@ struct Args {
     fault_every: f64,
     ceiling_seconds: u64,
     ceiling_steps: usize,
+    ingest_via_wrangler: bool,
     out: PathBuf,
 }
 
@@ -50,6 +53,7 @@ fn args() -> Args {
         fault_every: 8.0,
         ceiling_seconds: 15,
         ceiling_steps: 6,
+        ingest_via_wrangler: false,
         out: e2e_tests::repo_root().join("target").join("bench"),
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
@@ -69,6 +73,11 @@ fn args() -> Args {
             ("--ceiling-seconds", Some(n)) => a.ceiling_seconds = n as u64,
             ("--ceiling-steps", Some(n)) => a.ceiling_steps = n as usize,
             ("--out", _) if !val.is_empty() => a.out = PathBuf::from(val),
+            ("--ingest-via-wrangler", _) => {
+                a.ingest_via_wrangler = true;
+                i += 1;
+                continue;
+            }
             (other, _) => {
                 eprintln!("pipeline-bench: bad argument {other} (see the doc comment)");
                 std::process::exit(2);
@@ -114,6 +123,7 @@ fn main() {
         commands_per_sec: 2.0,
         settle: Duration::from_secs(120),
         fanout: Fanout::Edge,
+        ingest_via_wrangler: a.ingest_via_wrangler,
         twilight: false,
     };
     let mut load = burst(a.rate);
