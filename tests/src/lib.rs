@@ -10,10 +10,14 @@
 //! - [`holder`]: builds ingest batches the way the gateway holder does.
 //! - [`stack`]: the real holder binary as a child process (whole-pipeline tests).
 //! - [`pipeline`], [`pipeline_report`]: the whole-pipeline bench (sim → holder → edge →
-//!   clients) and its JSON / Markdown / PNG report.
+//!   clients) and its JSON / Markdown / PNG report; [`sse_fleet`]: its SSE clients, many on one
+//!   thread; [`baseline_twilight`], [`baseline_better_sse`]: the baselines it runs beside the
+//!   pipeline (twilight-gateway bare receive; a `better-sse` Node fan-out).
 //!
 //! Only 127.0.0.1 is used. Every wait has a deadline; nothing sleeps to synchronise.
 
+pub mod baseline_better_sse;
+pub mod baseline_twilight;
 pub mod browser;
 pub mod edge;
 pub mod holder;
@@ -21,6 +25,7 @@ pub mod http;
 pub mod pipeline;
 pub mod pipeline_report;
 pub mod sse;
+pub mod sse_fleet;
 pub mod stack;
 
 use std::path::PathBuf;

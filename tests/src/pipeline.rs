@@ -5,18 +5,28 @@
 //!
 //! Every dispatch the sim emitted to a session is identified by its `_sim_sent_us` stamp (the
 //! sim stamps each frame once; a RESUME replays identical bytes), so "delivered exactly once" is
-//! checked per client: every emitted stamp received, none twice.
+//! checked per client: every emitted stamp received as many times as it was emitted (two
+//! dispatches written within the same microsecond share a stamp, so stamps are counted, not
+//! just collected).
+//!
+//! The fan-out is the edge (`wrangler dev`) or, for the baseline, a `better-sse` Node server fed
+//! by the same real holder ([`Fanout`]); the twilight-gateway bare-receive baseline can listen to
+//! the same sim during the run ([`Config::twilight`]). The clients all run on one thread
+//! ([`crate::sse_fleet`]), whose CPU time is reported.
 
+use crate::baseline_better_sse::BetterSse;
+use crate::baseline_twilight::{self, TwilightBaseline};
 use crate::edge::{Edge, JWT_SECRET};
-use crate::sse::{Item, SseClient};
+use crate::sse::Item;
+use crate::sse_fleet::{thread_cpu_seconds, AsyncSse};
 use crate::stack::HolderProc;
 use crate::{free_port, http, now_ms, proc_stat};
 use discord_sim::config::demo::{GENERAL, GUILD_ID, RANDOM};
 use discord_sim::{Burst, Fault, TrafficSpec};
 use serde::Serialize;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -42,6 +52,24 @@ pub struct Config {
     pub commands_per_sec: f64,
     /// How long clients may take to receive everything after the traffic ended.
     pub settle: Duration,
+    /// What fans the holder's batches out to the clients.
+    pub fanout: Fanout,
+    /// The holder posts through wrangler's Node proxy (always when the edge gets restarted)
+    /// instead of straight to the Worker's own port.
+    pub ingest_via_wrangler: bool,
+    /// Run the twilight-gateway bare-receive baseline on the same sim meanwhile (needs a bench
+    /// binary that calls [`baseline_twilight::child_main_if_requested`]).
+    pub twilight: bool,
+}
+
+/// The process between the holder and the SSE clients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fanout {
+    /// The edge under `wrangler dev`; clients on the Worker's own port.
+    Edge,
+    /// The baseline: `tests/bench/better-sse-server.mjs` (no auth, replay or commands).
+    BetterSse,
 }
 
 /// A fault the run injects.
@@ -53,16 +81,23 @@ pub enum FaultKind {
     InvalidSessionResumable,
     InvalidSessionFresh,
     Close4000,
+    RequestHeartbeat,
     HolderRestart,
     EdgeRestart,
 }
 
-const RANDOM_FAULTS: [FaultKind; 7] = [
+/// The soak's faults: the sim's connection faults that a holder must survive without losing an
+/// event (the ones that end a session unresumed on Discord's side lose events by design and are
+/// left out; InvalidSession `false` is in: the sim sends nothing to a dead session), plus holder
+/// and edge restarts. Drawn as shuffled decks, so every kind comes once per
+/// `RANDOM_FAULTS.len()` faults.
+pub const RANDOM_FAULTS: [FaultKind; 8] = [
     FaultKind::DropTcp,
     FaultKind::Reconnect,
     FaultKind::InvalidSessionResumable,
     FaultKind::InvalidSessionFresh,
     FaultKind::Close4000,
+    FaultKind::RequestHeartbeat,
     FaultKind::HolderRestart,
     FaultKind::EdgeRestart,
 ];
@@ -119,6 +154,7 @@ pub struct ProcFigures {
 pub struct Report {
     pub version: &'static str,
     pub name: String,
+    pub fanout: Option<Fanout>,
     pub clients: usize,
     pub clients_connected: usize,
     pub rate: f64,
@@ -141,7 +177,15 @@ pub struct Report {
     pub command_dispatch: Percentiles,
     pub faults: Vec<FaultRecord>,
     pub holder: ProcFigures,
+    /// The fan-out process: workerd running the Worker, or node for [`Fanout::BetterSse`].
     pub workerd: ProcFigures,
+    /// twilight-gateway receiving the same stream (when [`Config::twilight`]).
+    pub twilight: Option<TwilightFigures>,
+    /// CPU seconds of the thread running every SSE client, and of the whole bench process (the
+    /// sim, the clients, the sampler): when the clients' thread is near 1 s per second, the
+    /// client side is saturated and inflates the latency.
+    pub clients_cpu_seconds: f64,
+    pub bench_cpu_seconds: f64,
     /// Client 0's receipts: (seconds since start, latency ms), for the plot.
     #[serde(skip)]
     pub timeline: Vec<(f64, f64)>,
@@ -154,6 +198,16 @@ pub struct Report {
     pub fault_offsets: Vec<(f64, FaultKind)>,
 }
 
+/// The twilight-gateway baseline over the same run.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct TwilightFigures {
+    /// Dispatches the sim sent to its sessions during the run.
+    pub events: usize,
+    pub cpu_seconds: f64,
+    pub cpu_seconds_per_1000_events: f64,
+    pub peak_rss_mb: f64,
+}
+
 impl Report {
     /// Every emitted dispatch reached every connected client exactly once.
     pub fn exactly_once(&self) -> bool {
@@ -164,12 +218,7 @@ impl Report {
     }
 }
 
-fn now_us() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_micros() as u64
-}
+use crate::sse_fleet::now_us;
 
 /// `_sim_sent_us` out of an event's data without a full parse.
 fn sim_stamp(data: &str) -> Option<u64> {
@@ -199,69 +248,87 @@ struct ClientOut {
     reconnects: u64,
 }
 
+/// How many dispatches carry each stamp.
+type Stamps = HashMap<u64, u32>;
+
 struct Shared {
     port: AtomicU16,
     stop: AtomicBool,
     /// Stamps every client must have (set once the traffic ended).
-    expected: Mutex<Option<Arc<HashSet<u64>>>>,
+    expected: Mutex<Option<Arc<Stamps>>>,
 }
 
-fn open_stream(port: u16, auth: &str, last: Option<u64>) -> Option<SseClient> {
+/// Opens `/api/stream` (resuming after `last`); Some once the stream's preamble arrived, which
+/// is when the fan-out has registered the client.
+async fn open_stream(port: u16, auth: &str, last: Option<u64>) -> Option<AsyncSse> {
     let last = last.map(|l| l.to_string());
     let mut h: Vec<(&str, &str)> = vec![("Authorization", auth)];
     if let Some(l) = last.as_deref() {
         h.push(("Last-Event-ID", l));
     }
-    let mut c = SseClient::connect(port, "/api/stream", &h).ok()?;
+    let limit = Duration::from_secs(30);
+    let mut c = tokio::time::timeout(limit, AsyncSse::connect(port, "/api/stream", &h))
+        .await
+        .ok()?
+        .ok()?;
     if c.status != 200 {
         return None;
     }
-    // Registered once the preamble arrives.
-    match c.next_item(Duration::from_secs(30)) {
-        Some(Item::Retry(_)) | Some(Item::Event(_)) | Some(Item::Comment(_)) => Some(c),
-        None => None,
-    }
+    c.next(limit).await.map(|_| c)
 }
 
-fn client(shared: Arc<Shared>, auth: String, ready: Arc<std::sync::Barrier>) -> ClientOut {
+/// One client: connects, reports whether it did, then reads until it has every expected stamp
+/// (known once the traffic ended) or is stopped, reconnecting with `Last-Event-ID`.
+async fn client(
+    shared: Arc<Shared>,
+    auth: Arc<String>,
+    connects: Arc<tokio::sync::Semaphore>,
+    ready: mpsc::Sender<bool>,
+) -> ClientOut {
     let mut out = ClientOut {
         connected: false,
         receipts: Vec::with_capacity(8192),
         gaps: 0,
         reconnects: 0,
     };
-    let mut conn = open_stream(shared.port.load(Ordering::SeqCst), &auth, None);
+    let mut conn = {
+        // A bounded number of handshakes at once, so the listen backlog never overflows.
+        let _permit = connects.acquire().await;
+        open_stream(shared.port.load(Ordering::SeqCst), &auth, None).await
+    };
     out.connected = conn.is_some();
-    ready.wait();
+    let _ = ready.send(out.connected);
     if !out.connected {
         return out;
     }
     let mut last_id: Option<u64> = None;
-    let mut seen: HashSet<u64> = HashSet::new();
-    let mut expected: Option<Arc<HashSet<u64>>> = None;
+    let mut seen: Stamps = HashMap::new();
+    let mut expected: Option<Arc<Stamps>> = None;
     // Expected stamps not received yet (known once the traffic ended).
     let mut missing = usize::MAX;
     while !shared.stop.load(Ordering::SeqCst) {
         if expected.is_none() {
             expected = shared.expected.lock().expect("lock").clone();
             if let Some(exp) = &expected {
-                missing = exp.iter().filter(|s| !seen.contains(s)).count();
+                missing = exp
+                    .iter()
+                    .map(|(s, n)| n.saturating_sub(seen.get(s).copied().unwrap_or(0)) as usize)
+                    .sum();
             }
         }
         if missing == 0 {
             break;
         }
         let Some(c) = conn.as_mut() else {
-            thread::sleep(Duration::from_millis(100));
-            conn = open_stream(shared.port.load(Ordering::SeqCst), &auth, last_id);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            conn = open_stream(shared.port.load(Ordering::SeqCst), &auth, last_id).await;
             if conn.is_some() {
                 out.reconnects += 1;
             }
             continue;
         };
-        match c.next_timed(Duration::from_millis(300)) {
-            Some((Item::Event(e), _)) => {
-                let at = now_us();
+        match c.next(Duration::from_millis(300)).await {
+            Some((Item::Event(e), at)) => {
                 if e.id.is_some() {
                     last_id = e.id;
                 }
@@ -269,7 +336,12 @@ fn client(shared: Arc<Shared>, auth: String, ready: Arc<std::sync::Barrier>) -> 
                     out.gaps += 1;
                 }
                 if let Some(s) = sim_stamp(&e.data) {
-                    if seen.insert(s) && expected.as_ref().is_some_and(|x| x.contains(&s)) {
+                    let got = seen.entry(s).or_default();
+                    *got += 1;
+                    if expected
+                        .as_ref()
+                        .is_some_and(|x| x.get(&s).is_some_and(|n| *got <= *n))
+                    {
                         missing = missing.saturating_sub(1);
                     }
                     out.receipts.push((s, at));
@@ -281,6 +353,65 @@ fn client(shared: Arc<Shared>, auth: String, ready: Arc<std::sync::Barrier>) -> 
         }
     }
     out
+}
+
+/// Every client on one thread; `finish` stops them and returns what each received.
+struct Fleet {
+    join: thread::JoinHandle<(Vec<ClientOut>, f64)>,
+    done: mpsc::Receiver<()>,
+}
+
+impl Fleet {
+    /// Starts `n` clients; returns once each has connected or failed to.
+    fn start(n: usize, shared: Arc<Shared>, auth: String) -> Fleet {
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let (done_tx, done) = mpsc::channel();
+        let auth = Arc::new(auth);
+        let join = thread::Builder::new()
+            .name("sse-fleet".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("fleet runtime");
+                let cpu0 = thread_cpu_seconds().unwrap_or(0.0);
+                let outs = rt.block_on(async move {
+                    let connects = Arc::new(tokio::sync::Semaphore::new(64));
+                    let tasks: Vec<_> = (0..n)
+                        .map(|_| {
+                            tokio::spawn(client(
+                                shared.clone(),
+                                auth.clone(),
+                                connects.clone(),
+                                ready_tx.clone(),
+                            ))
+                        })
+                        .collect();
+                    let mut outs = Vec::with_capacity(n);
+                    for t in tasks {
+                        outs.push(t.await.expect("client task"));
+                    }
+                    outs
+                });
+                let cpu = thread_cpu_seconds().unwrap_or(0.0) - cpu0;
+                let _ = done_tx.send(());
+                (outs, cpu)
+            })
+            .expect("spawn the SSE fleet");
+        for _ in 0..n {
+            if ready_rx.recv().is_err() {
+                break;
+            }
+        }
+        Fleet { join, done }
+    }
+
+    /// Waits up to `settle` for every client to have everything, then stops the rest.
+    fn finish(self, shared: &Shared, settle: Duration) -> (Vec<ClientOut>, f64) {
+        let _ = self.done.recv_timeout(settle);
+        shared.stop.store(true, Ordering::SeqCst);
+        self.join.join().expect("SSE fleet thread")
+    }
 }
 
 /// CPU (utime+stime) and RSS samples of the holder and workerd, following restarts.
@@ -295,6 +426,7 @@ struct Sampler {
 struct SamplerOut {
     holder: ProcTrack,
     worker: ProcTrack,
+    twilight: ProcTrack,
 }
 
 #[derive(Default)]
@@ -302,8 +434,8 @@ struct ProcTrack {
     /// (pid, cpu seconds at first sight, last cpu seconds)
     pids: Vec<(u32, f64, f64)>,
     peak_rss_kb: u64,
-    /// (seconds since start, RSS MB)
-    rss: Vec<(f64, f64)>,
+    /// (pid, seconds since start, RSS MB)
+    rss: Vec<(u32, f64, f64)>,
 }
 
 impl ProcTrack {
@@ -324,7 +456,7 @@ impl ProcTrack {
             )),
         }
         self.peak_rss_kb = self.peak_rss_kb.max(st.peak_rss_kb).max(st.rss_kb);
-        self.rss.push((t, st.rss_kb as f64 / 1024.0));
+        self.rss.push((pid, t, st.rss_kb as f64 / 1024.0));
     }
 
     fn figures(&self, delivered: u64, emitted: usize) -> ProcFigures {
@@ -347,15 +479,31 @@ impl ProcTrack {
     }
 }
 
-fn slope(pts: &[(f64, f64)]) -> f64 {
-    let n = pts.len() as f64;
-    if pts.len() < 2 {
-        return 0.0;
+/// Least-squares slope of RSS over time with one intercept per process: how fast memory grows
+/// while a process runs (a restart's drop back to a fresh process is not "flat memory"), leaving
+/// out each process's first 10 s (start-up and warm-up).
+fn slope(pts: &[(u32, f64, f64)]) -> f64 {
+    let mut num = 0.0;
+    let mut den = 0.0;
+    let mut pids: Vec<u32> = pts.iter().map(|p| p.0).collect();
+    pids.sort_unstable();
+    pids.dedup();
+    for pid in pids {
+        let mine = pts.iter().filter(|p| p.0 == pid);
+        let born = mine.clone().map(|p| p.1).fold(f64::INFINITY, f64::min);
+        let seg: Vec<(f64, f64)> = mine
+            .filter(|p| p.1 >= born + 10.0)
+            .map(|p| (p.1, p.2))
+            .collect();
+        if seg.len() < 2 {
+            continue;
+        }
+        let n = seg.len() as f64;
+        let mx = seg.iter().map(|p| p.0).sum::<f64>() / n;
+        let my = seg.iter().map(|p| p.1).sum::<f64>() / n;
+        num += seg.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum::<f64>();
+        den += seg.iter().map(|p| (p.0 - mx).powi(2)).sum::<f64>();
     }
-    let mx = pts.iter().map(|p| p.0).sum::<f64>() / n;
-    let my = pts.iter().map(|p| p.1).sum::<f64>() / n;
-    let num: f64 = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
-    let den: f64 = pts.iter().map(|p| (p.0 - mx).powi(2)).sum();
     if den == 0.0 {
         0.0
     } else {
@@ -364,7 +512,7 @@ fn slope(pts: &[(f64, f64)]) -> f64 {
 }
 
 impl Sampler {
-    fn start(holder: u32, worker: u32) -> Sampler {
+    fn start(holder: u32, worker: u32, twilight: u32) -> Sampler {
         let holder_pid = Arc::new(AtomicU32::new(holder));
         let worker_pid = Arc::new(AtomicU32::new(worker));
         let stop = Arc::new(AtomicBool::new(false));
@@ -377,6 +525,7 @@ impl Sampler {
                 let t = t0.elapsed().as_secs_f64();
                 out.holder.sample(h.load(Ordering::SeqCst), t, first);
                 out.worker.sample(w.load(Ordering::SeqCst), t, first);
+                out.twilight.sample(twilight, t, first);
                 first = false;
                 if s.load(Ordering::SeqCst) {
                     return out;
@@ -430,6 +579,70 @@ fn post_command(port: u16, auth: &str, channel: u64, nonce: &str) -> Option<u16>
     .map(|r| r.status)
 }
 
+/// The fault schedule: `cfg.faults`, plus (soak) one fault every `random_fault_every`, drawn
+/// from shuffled decks of [`RANDOM_FAULTS`] (edge restarts only with the edge as fan-out).
+fn schedule(cfg: &Config) -> Vec<(Duration, FaultKind)> {
+    let mut out = cfg.faults.clone();
+    if !cfg.random_fault_every.is_zero() {
+        let kinds: Vec<FaultKind> = RANDOM_FAULTS
+            .iter()
+            .copied()
+            .filter(|k| cfg.fanout == Fanout::Edge || *k != FaultKind::EdgeRestart)
+            .collect();
+        let mut rng = Rng(now_us() | 1);
+        let mut deck: Vec<FaultKind> = Vec::new();
+        let mut t = cfg.random_fault_every;
+        while t + Duration::from_secs(2) < cfg.duration {
+            if deck.is_empty() {
+                deck = kinds.clone();
+                // Fisher-Yates.
+                for i in (1..deck.len()).rev() {
+                    deck.swap(i, (rng.next() % (i as u64 + 1)) as usize);
+                }
+            }
+            out.push((t, deck.pop().expect("a full deck")));
+            t += cfg.random_fault_every;
+        }
+    }
+    out.sort_by_key(|f| f.0);
+    out
+}
+
+/// The fan-out in use.
+enum Server {
+    Edge(Edge),
+    Node(BetterSse),
+}
+
+impl Server {
+    /// Where the holder posts: like the clients, straight to the Worker's own port (in
+    /// production nothing sits between the holder and Cloudflare's edge; wrangler's Node proxy
+    /// is a dev artefact with a cost of its own), unless the edge will be restarted: its own
+    /// port changes then, and only wrangler's stays.
+    fn ingest_port(&self, via_wrangler: bool) -> u16 {
+        match self {
+            Server::Edge(e) if via_wrangler => e.port,
+            Server::Edge(e) => e.worker_port().unwrap_or(e.port),
+            Server::Node(n) => n.port,
+        }
+    }
+
+    /// Where clients connect: the Worker's own port (not wrangler's proxy), or node's.
+    fn client_port(&self) -> u16 {
+        match self {
+            Server::Edge(e) => e.worker_port().unwrap_or(e.port),
+            Server::Node(n) => n.port,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        match self {
+            Server::Edge(e) => e.worker_pid().unwrap_or(0),
+            Server::Node(n) => n.pid(),
+        }
+    }
+}
+
 /// Runs the pipeline once and measures it.
 pub fn run(cfg: &Config) -> Report {
     let (rt, sim) = crate::stack::start_sim(1);
@@ -437,19 +650,40 @@ pub fn run(cfg: &Config) -> Report {
     let holder_port = free_port();
     let holder_url = format!("http://127.0.0.1:{holder_port}");
     let guild = GUILD_ID.to_string();
-    let mut edge = Edge::start(
+    let mut server = match cfg.fanout {
+        Fanout::Edge => Server::Edge(Edge::start(
+            &cfg.name,
+            &[
+                ("HOLDER_URL", &holder_url),
+                ("GUILD_ID", &guild),
+                ("ACTION_RATE_PER_SEC", "100"),
+                ("ACTION_BURST", "100"),
+                ("CLIENT_QUEUE_MAX", "5000"),
+                ("SSE_HEARTBEAT_MS", "5000"),
+            ],
+        )),
+        Fanout::BetterSse => Server::Node(BetterSse::start()),
+    };
+    let plan = schedule(cfg);
+    let edge_restarts = plan.iter().any(|f| f.1 == FaultKind::EdgeRestart);
+    let mut holder = HolderProc::start(
         &cfg.name,
-        &[
-            ("HOLDER_URL", &holder_url),
-            ("GUILD_ID", &guild),
-            ("ACTION_RATE_PER_SEC", "100"),
-            ("ACTION_BURST", "100"),
-            ("CLIENT_QUEUE_MAX", "5000"),
-            ("SSE_HEARTBEAT_MS", "5000"),
-        ],
+        holder_port,
+        server.ingest_port(edge_restarts || cfg.ingest_via_wrangler),
+        &sim.api_url(),
     );
-    let mut holder = HolderProc::start(&cfg.name, holder_port, edge.port, &sim.api_url());
-    let worker_port = edge.worker_port().unwrap_or(edge.port);
+    let twilight = cfg.twilight.then(|| {
+        let t = TwilightBaseline::spawn(&sim.gateway_url());
+        // Connected (READY and GUILD_CREATE received) before the measured part starts.
+        if let Some(t) = &t {
+            if !t.wait_received(2, Duration::from_secs(30)) {
+                eprintln!("{}: the twilight baseline never received READY", cfg.name);
+            }
+        }
+        t
+    });
+    let twilight = twilight.flatten();
+    let worker_port = server.client_port();
     let shared = Arc::new(Shared {
         port: AtomicU16::new(worker_port),
         stop: AtomicBool::new(false),
@@ -457,20 +691,18 @@ pub fn run(cfg: &Config) -> Report {
     });
     sim.clear_records();
 
-    let read_auth = format!("Bearer {}", session("read"));
-    let ready = Arc::new(std::sync::Barrier::new(cfg.clients + 1));
-    let clients: Vec<_> = (0..cfg.clients)
-        .map(|_| {
-            let (s, a, r) = (shared.clone(), read_auth.clone(), ready.clone());
-            thread::Builder::new()
-                .stack_size(256 * 1024)
-                .spawn(move || client(s, a, r))
-                .expect("spawn client")
-        })
-        .collect();
-    ready.wait();
+    let fleet = Fleet::start(
+        cfg.clients,
+        shared.clone(),
+        format!("Bearer {}", session("read")),
+    );
 
-    let sampler = Sampler::start(holder.pid().unwrap_or(0), edge.worker_pid().unwrap_or(0));
+    let sampler = Sampler::start(
+        holder.pid().unwrap_or(0),
+        server.pid(),
+        twilight.as_ref().map_or(0, |t| t.pid()),
+    );
+    let bench_cpu0 = proc_stat(std::process::id()).map_or(0.0, |p| p.cpu_seconds);
     let start_us = now_us();
     let started = Instant::now();
 
@@ -480,7 +712,7 @@ pub fn run(cfg: &Config) -> Report {
         let (shared, stop) = (shared.clone(), cmd_stop.clone());
         let auth = format!("Bearer {}", session("read write"));
         let every = Duration::from_secs_f64(1.0 / cfg.commands_per_sec.max(0.01));
-        let enabled = cfg.commands_per_sec > 0.0;
+        let enabled = cfg.commands_per_sec > 0.0 && cfg.fanout == Fanout::Edge;
         let tag = now_us() % 1_000_000_000;
         thread::spawn(move || {
             let mut sent: Vec<(String, u64, Option<u16>)> = Vec::new();
@@ -520,32 +752,23 @@ pub fn run(cfg: &Config) -> Report {
     };
 
     // Faults on schedule while the traffic runs.
-    let mut schedule = cfg.faults.clone();
-    if !cfg.random_fault_every.is_zero() {
-        let mut rng = Rng(now_us() | 1);
-        let mut t = cfg.random_fault_every;
-        while t + Duration::from_secs(2) < cfg.duration {
-            let k = RANDOM_FAULTS[(rng.next() % RANDOM_FAULTS.len() as u64) as usize];
-            schedule.push((t, k));
-            t += cfg.random_fault_every;
-        }
-    }
-    schedule.sort_by_key(|f| f.0);
     let mut faults = Vec::new();
-    for (at, kind) in schedule {
+    for (at, kind) in plan {
         if let Some(w) = (started + at).checked_duration_since(Instant::now()) {
             thread::sleep(w);
         }
         let mut at_us = now_us();
-        match kind {
-            FaultKind::HolderRestart => {
+        match (kind, &mut server) {
+            (FaultKind::HolderRestart, _) => {
                 holder.kill();
                 holder.restart();
                 sampler
                     .holder_pid
                     .store(holder.pid().unwrap_or(0), Ordering::SeqCst);
             }
-            FaultKind::EdgeRestart => {
+            (FaultKind::EdgeRestart, Server::Edge(edge)) => {
+                // Not sampled while it shuts down (its RSS falling then is no "slope").
+                sampler.worker_pid.store(0, Ordering::SeqCst);
                 edge.restart();
                 if let Some(p) = edge.worker_port() {
                     shared.port.store(p, Ordering::SeqCst);
@@ -554,12 +777,14 @@ pub fn run(cfg: &Config) -> Report {
                     .worker_pid
                     .store(edge.worker_pid().unwrap_or(0), Ordering::SeqCst);
             }
-            other => {
+            (FaultKind::EdgeRestart, Server::Node(_)) => continue,
+            (other, _) => {
                 let f = match other {
                     FaultKind::DropTcp => Fault::DropTcp,
                     FaultKind::Reconnect => Fault::Reconnect,
                     FaultKind::InvalidSessionResumable => Fault::InvalidSession { resumable: true },
                     FaultKind::InvalidSessionFresh => Fault::InvalidSession { resumable: false },
+                    FaultKind::RequestHeartbeat => Fault::RequestHeartbeat,
                     _ => Fault::Close { code: 4000 },
                 };
                 rt.block_on(sim.fault(f));
@@ -599,31 +824,42 @@ pub fn run(cfg: &Config) -> Report {
             break;
         }
         let seen = sim.stats().rest_calls;
-        let _ = rt.block_on(tokio::time::timeout(
-            Duration::from_millis(500),
-            sim.wait_for(|s| s.rest_calls > seen),
-        ));
+        // The timer is made inside the runtime (a `timeout` built outside it panics).
+        let _ = rt.block_on(async {
+            tokio::time::timeout(
+                Duration::from_millis(500),
+                sim.wait_for(|s| s.rest_calls > seen),
+            )
+            .await
+        });
     }
     dispatch_us.sort_unstable();
 
-    // What every client must have: every dispatch the sim sent to a session.
-    let emitted: Vec<_> = sim
+    // What every client must have: every dispatch the sim sent to a holder session (the
+    // twilight baseline's sessions identified with their own intents).
+    let twilight_sessions: HashSet<String> = sim
+        .sessions()
+        .into_iter()
+        .filter(|s| twilight.is_some() && s.intents == baseline_twilight::INTENTS)
+        .map(|s| s.session_id)
+        .collect();
+    let (emitted, twilight_emitted): (Vec<_>, Vec<_>) = sim
         .emitted()
         .into_iter()
         .filter(|d| d.session_id.is_some())
-        .collect();
-    let expected: HashSet<u64> = emitted.iter().map(|d| d.sent_us).collect();
-    let stamps_unique = expected.len() == emitted.len();
-    *shared.expected.lock().expect("lock") = Some(Arc::new(expected.clone()));
-    let deadline = Instant::now() + cfg.settle;
-    while Instant::now() < deadline && !clients.iter().all(|h| h.is_finished()) {
-        thread::sleep(Duration::from_millis(50));
+        .partition(|d| !twilight_sessions.contains(d.session_id.as_deref().unwrap_or_default()));
+    let mut expected: Stamps = HashMap::new();
+    for d in &emitted {
+        *expected.entry(d.sent_us).or_default() += 1;
     }
-    shared.stop.store(true, Ordering::SeqCst);
-    let outs: Vec<ClientOut> = clients
-        .into_iter()
-        .map(|h| h.join().expect("client thread"))
-        .collect();
+    *shared.expected.lock().expect("lock") = Some(Arc::new(expected.clone()));
+    let (outs, clients_cpu_seconds) = fleet.finish(&shared, cfg.settle);
+    if let Some(t) = &twilight {
+        // Its count includes READY and GUILD_CREATE from before the records were cleared.
+        let _ = t.wait_received(twilight_emitted.len() as u64 + 2, Duration::from_secs(10));
+    }
+    let bench_cpu_seconds =
+        proc_stat(std::process::id()).map_or(0.0, |p| p.cpu_seconds) - bench_cpu0;
     let procs = sampler.finish();
 
     // Recovery times from client 0's receipts.
@@ -649,6 +885,7 @@ pub fn run(cfg: &Config) -> Report {
     let mut r = Report {
         version: "1.0",
         name: cfg.name.clone(),
+        fanout: Some(cfg.fanout),
         clients: cfg.clients,
         clients_connected: outs.iter().filter(|o| o.connected).count(),
         rate: cfg.rate,
@@ -656,19 +893,23 @@ pub fn run(cfg: &Config) -> Report {
         seconds,
         worker_port,
         emitted: emitted.len(),
+        clients_cpu_seconds,
+        bench_cpu_seconds,
         ..Default::default()
     };
     let mut all = Vec::new();
     let mut steady = Vec::new();
     for (i, o) in outs.iter().enumerate() {
-        let mut got: HashSet<u64> = HashSet::new();
+        let mut got: Stamps = HashMap::new();
         for (s, at) in &o.receipts {
-            if !got.insert(*s) {
-                r.duplicated += 1;
-                continue;
-            }
-            if !expected.contains(s) {
+            let Some(want) = expected.get(s) else {
                 r.unexpected += 1;
+                continue;
+            };
+            let n = got.entry(*s).or_default();
+            *n += 1;
+            if *n > *want {
+                r.duplicated += 1;
                 continue;
             }
             let lat = at.saturating_sub(*s);
@@ -681,15 +922,18 @@ pub fn run(cfg: &Config) -> Report {
                     .push(((*s as f64 - start_us as f64) / 1e6, lat as f64 / 1000.0));
             }
         }
-        r.delivered += got.len() as u64;
+        r.delivered += got
+            .iter()
+            .map(|(s, n)| u64::from((*n).min(expected[s])))
+            .sum::<u64>();
         if o.connected {
-            r.lost += expected.iter().filter(|s| !got.contains(s)).count() as u64;
+            r.lost += expected
+                .iter()
+                .map(|(s, want)| u64::from(want.saturating_sub(got.get(s).copied().unwrap_or(0))))
+                .sum::<u64>();
         }
         r.gaps += o.gaps;
         r.client_reconnects += o.reconnects;
-    }
-    if !stamps_unique {
-        eprintln!("pipeline: warning: two dispatches shared a _sim_sent_us stamp");
     }
     all.sort_unstable();
     steady.sort_unstable();
@@ -701,6 +945,15 @@ pub fn run(cfg: &Config) -> Report {
     r.command_dispatch = Percentiles::of(&dispatch_us);
     r.holder = procs.holder.figures(r.delivered, r.emitted);
     r.workerd = procs.worker.figures(r.delivered, r.emitted);
+    if twilight.is_some() {
+        let f = procs.twilight.figures(0, twilight_emitted.len());
+        r.twilight = Some(TwilightFigures {
+            events: twilight_emitted.len(),
+            cpu_seconds: f.cpu_seconds,
+            cpu_seconds_per_1000_events: f.cpu_seconds_per_1000_emitted,
+            peak_rss_mb: f.peak_rss_mb,
+        });
+    }
     r.fault_offsets = faults
         .iter()
         .map(|f| ((f.at_us as f64 - start_us as f64) / 1e6, f.kind))
@@ -716,8 +969,9 @@ pub fn run(cfg: &Config) -> Report {
             t += cfg.burst_every;
         }
     }
+    drop(twilight);
     drop(holder);
-    drop(edge);
+    drop(server);
     rt.block_on(sim.shutdown());
     r
 }

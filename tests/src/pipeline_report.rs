@@ -35,15 +35,37 @@ fn num(v: f64) -> serde_json::Value {
     serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, serde_json::Value::Number)
 }
 
-/// Extra rows and notes for the Markdown (baselines, ceiling steps).
+/// What goes beside the load run: the baseline run and notes.
 #[derive(Default)]
 pub struct Extras {
-    /// (figure, value, note)
-    pub baselines: Vec<(String, String, String)>,
+    /// The same load through the `better-sse` Node fan-out (fed by the same real holder).
+    pub baseline: Option<Report>,
     pub notes: Vec<String>,
 }
 
-/// The Markdown table of a run (targets from SPEC/issue 9 beside each figure).
+fn ratio(a: f64, b: f64) -> String {
+    if a.is_finite() && b.is_finite() && b > 0.0 {
+        format!("×{:.2}", a / b)
+    } else {
+        "—".into()
+    }
+}
+
+fn triple(p: &crate::pipeline::Percentiles) -> String {
+    format!("{} / {} / {}", ms(p.p50_ms), ms(p.p95_ms), ms(p.p99_ms))
+}
+
+fn triple_ratio(a: &crate::pipeline::Percentiles, b: &crate::pipeline::Percentiles) -> String {
+    format!(
+        "{} / {} / {}",
+        ratio(a.p50_ms, b.p50_ms),
+        ratio(a.p95_ms, b.p95_ms),
+        ratio(a.p99_ms, b.p99_ms)
+    )
+}
+
+/// The Markdown tables of a run: each figure, the target (issue 9: p95 < 400 ms, nothing lost,
+/// memory flat), the baseline measured in the same invocation, and measured ÷ baseline.
 pub fn markdown(r: &Report, ceiling: &[Report], soak: Option<&Report>, extras: &Extras) -> String {
     let mut s = String::new();
     let _ = writeln!(
@@ -51,134 +73,230 @@ pub fn markdown(r: &Report, ceiling: &[Report], soak: Option<&Report>, extras: &
         "### Pipeline: {} clients, {} msgs/s with {} msgs/s bursts, {:.0} s\n",
         r.clients, r.rate, r.burst_rate, r.seconds
     );
-    let _ = writeln!(s, "| figure | measured | target |");
-    let _ = writeln!(s, "|---|---|---|");
+    let b = extras.baseline.as_ref();
+    let tw = r.twilight.as_ref();
+    let na = || "—".to_string();
+    let _ = writeln!(
+        s,
+        "| figure | measured | target | baseline (same invocation) | measured ÷ baseline |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|");
     let l = &r.latency;
     let st = &r.latency_steady;
     let c = &r.command_dispatch;
-    let rows: Vec<(String, String, &str)> = vec![
-        (
-            "Gateway→SSE p50 / p95 / p99 (all events, ms)".into(),
-            format!("{} / {} / {}", ms(l.p50_ms), ms(l.p95_ms), ms(l.p99_ms)),
-            "p95 < 400",
-        ),
-        (
-            "Gateway→SSE p50 / p95 / p99 (outside fault recovery, ms)".into(),
-            format!("{} / {} / {}", ms(st.p50_ms), ms(st.p95_ms), ms(st.p99_ms)),
-            "p95 < 400",
-        ),
-        (
+    let mut rows: Vec<[String; 5]> = vec![
+        [
+            "Gateway→SSE p50 / p95 / p99, all events (ms)".into(),
+            triple(l),
+            "p95 < 400".into(),
+            b.map_or_else(na, |b| format!("better-sse: {}", triple(&b.latency))),
+            b.map_or_else(na, |b| triple_ratio(l, &b.latency)),
+        ],
+        [
+            "Gateway→SSE p50 / p95 / p99, outside fault recovery (ms)".into(),
+            triple(st),
+            "p95 < 400".into(),
+            b.map_or_else(na, |b| format!("better-sse: {}", triple(&b.latency))),
+            b.map_or_else(na, |b| triple_ratio(st, &b.latency)),
+        ],
+        [
             format!(
-                "command dispatch p50 / p95 / p99 (ms, {} commands)",
+                "command dispatch p50 / p95 / p99 ({} commands, ms)",
                 c.count
             ),
-            format!("{} / {} / {}", ms(c.p50_ms), ms(c.p95_ms), ms(c.p99_ms)),
-            "—",
-        ),
-        (
+            triple(c),
+            "—".into(),
+            "— (better-sse has no commands)".into(),
+            "—".into(),
+        ],
+        [
             "events emitted / delivered (all clients)".into(),
             format!("{} / {}", r.emitted, r.delivered),
-            "emitted × clients",
-        ),
-        (
+            "delivered = emitted × clients".into(),
+            b.map_or_else(na, |b| {
+                format!("better-sse: {} / {}", b.emitted, b.delivered)
+            }),
+            "—".into(),
+        ],
+        [
             "events lost / duplicated".into(),
             format!("{} / {}", r.lost, r.duplicated),
-            "0 / 0",
-        ),
-        (
-            "holder CPU s per 1,000 delivered events (per 1,000 gateway events)".into(),
+            "0 / 0".into(),
+            b.map_or_else(na, |b| format!("better-sse: {} / {}", b.lost, b.duplicated)),
+            "—".into(),
+        ],
+        [
+            "holder CPU s per 1,000 gateway events".into(),
             format!(
-                "{:.5} ({:.4}; {:.1} s total)",
-                r.holder.cpu_seconds_per_1000_events,
-                r.holder.cpu_seconds_per_1000_emitted,
-                r.holder.cpu_seconds
+                "{:.4} ({:.1} s total)",
+                r.holder.cpu_seconds_per_1000_emitted, r.holder.cpu_seconds
             ),
-            "—",
-        ),
-        (
-            "workerd CPU s per 1,000 delivered events (per 1,000 gateway events)".into(),
+            "—".into(),
+            tw.map_or_else(na, |t| {
+                format!(
+                    "twilight-gateway bare receive: {:.4} ({:.1} s)",
+                    t.cpu_seconds_per_1000_events, t.cpu_seconds
+                )
+            }),
+            tw.map_or_else(na, |t| {
+                ratio(
+                    r.holder.cpu_seconds_per_1000_emitted,
+                    t.cpu_seconds_per_1000_events,
+                )
+            }),
+        ],
+        [
+            "holder CPU s per 1,000 delivered events".into(),
+            format!("{:.6}", r.holder.cpu_seconds_per_1000_events),
+            "—".into(),
+            "—".into(),
+            "—".into(),
+        ],
+        [
+            "fan-out CPU s per 1,000 delivered events (workerd)".into(),
             format!(
-                "{:.5} ({:.3}; {:.1} s total)",
-                r.workerd.cpu_seconds_per_1000_events,
-                r.workerd.cpu_seconds_per_1000_emitted,
-                r.workerd.cpu_seconds
+                "{:.4} ({:.1} s total)",
+                r.workerd.cpu_seconds_per_1000_events, r.workerd.cpu_seconds
             ),
-            "—",
-        ),
-        (
-            "peak RSS holder / workerd (MB)".into(),
-            format!("{:.1} / {:.1}", r.holder.peak_rss_mb, r.workerd.peak_rss_mb),
-            "—",
-        ),
+            "—".into(),
+            b.map_or_else(na, |b| {
+                format!(
+                    "better-sse (node): {:.4} ({:.1} s)",
+                    b.workerd.cpu_seconds_per_1000_events, b.workerd.cpu_seconds
+                )
+            }),
+            b.map_or_else(na, |b| {
+                ratio(
+                    r.workerd.cpu_seconds_per_1000_events,
+                    b.workerd.cpu_seconds_per_1000_events,
+                )
+            }),
+        ],
+        [
+            "peak RSS holder (MB)".into(),
+            format!("{:.1}", r.holder.peak_rss_mb),
+            "—".into(),
+            tw.map_or_else(na, |t| format!("twilight-gateway: {:.1}", t.peak_rss_mb)),
+            tw.map_or_else(na, |t| ratio(r.holder.peak_rss_mb, t.peak_rss_mb)),
+        ],
+        [
+            "peak RSS fan-out (MB, workerd)".into(),
+            format!("{:.1}", r.workerd.peak_rss_mb),
+            "—".into(),
+            b.map_or_else(na, |b| {
+                format!("better-sse (node): {:.1}", b.workerd.peak_rss_mb)
+            }),
+            b.map_or_else(na, |b| ratio(r.workerd.peak_rss_mb, b.workerd.peak_rss_mb)),
+        ],
     ];
-    for (k, v, t) in rows {
-        let _ = writeln!(s, "| {k} | {v} | {t} |");
-    }
     for f in &r.faults {
-        let _ = writeln!(
-            s,
-            "| reconnect after {:?} (fault → next event delivered, ms) | {} | — |",
-            f.kind,
-            f.recovery_ms.map_or("none".into(), ms)
-        );
+        rows.push([
+            format!(
+                "reconnect after {:?} (fault → next event delivered, ms)",
+                f.kind
+            ),
+            f.recovery_ms.map_or("none".into(), ms),
+            "—".into(),
+            "—".into(),
+            "—".into(),
+        ]);
     }
-    for (k, v, note) in &extras.baselines {
-        let _ = writeln!(s, "| baseline: {k} | {v} | {note} |");
+    rows.push([
+        "bench side: SSE clients' thread / whole bench process CPU (s per s of run)".into(),
+        format!(
+            "{:.2} / {:.2}",
+            r.clients_cpu_seconds / r.seconds.max(1e-9),
+            r.bench_cpu_seconds / r.seconds.max(1e-9)
+        ),
+        "clients' thread well under 1".into(),
+        b.map_or_else(na, |b| {
+            format!(
+                "better-sse run: {:.2} / {:.2}",
+                b.clients_cpu_seconds / b.seconds.max(1e-9),
+                b.bench_cpu_seconds / b.seconds.max(1e-9)
+            )
+        }),
+        "—".into(),
+    ]);
+    for [k, v, t, bl, ra] in rows {
+        let _ = writeln!(s, "| {k} | {v} | {t} | {bl} | {ra} |");
     }
     if !ceiling.is_empty() {
-        let _ = writeln!(s, "\n### Ceiling\n");
         let _ = writeln!(
             s,
-            "| clients | rate (msgs/s) | p50 / p95 / p99 (ms) | lost / dup | workerd CPU s/1k | holder CPU s/1k |"
+            "\n### Ceiling (until p95 > 400 ms or an event is lost)\n"
         );
-        let _ = writeln!(s, "|---|---|---|---|---|---|");
+        let _ = writeln!(
+            s,
+            "| clients | rate (msgs/s) | p50 / p95 / p99 (ms) | lost / dup | workerd CPU s/1k delivered | holder CPU s/1k gateway | clients' thread CPU s/s | verdict |"
+        );
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
         for c in ceiling {
+            let ok = c.latency.p95_ms <= 400.0 && c.lost == 0 && c.duplicated == 0;
             let _ = writeln!(
                 s,
-                "| {} | {} | {} / {} / {} | {} / {} | {:.5} | {:.5} |",
+                "| {} | {} | {} | {} / {} | {:.4} | {:.4} | {:.2} | {} |",
                 c.clients,
                 c.rate,
-                ms(c.latency.p50_ms),
-                ms(c.latency.p95_ms),
-                ms(c.latency.p99_ms),
+                triple(&c.latency),
                 c.lost,
                 c.duplicated,
                 c.workerd.cpu_seconds_per_1000_events,
-                c.holder.cpu_seconds_per_1000_events
+                c.holder.cpu_seconds_per_1000_emitted,
+                c.clients_cpu_seconds / c.seconds.max(1e-9),
+                if ok { "within" } else { "past the ceiling" }
             );
         }
     }
     if let Some(k) = soak {
         let _ = writeln!(s, "\n### Soak\n");
-        let _ = writeln!(s, "| figure | measured |");
-        let _ = writeln!(s, "|---|---|");
+        let _ = writeln!(s, "| figure | measured | target |");
+        let _ = writeln!(s, "|---|---|---|");
+        let mut kinds: Vec<String> = Vec::new();
+        for f in &k.faults {
+            let name = format!("{:?}", f.kind);
+            if !kinds.contains(&name) {
+                kinds.push(name);
+            }
+        }
+        let counts: Vec<String> = kinds
+            .iter()
+            .map(|n| {
+                let c = k
+                    .faults
+                    .iter()
+                    .filter(|f| format!("{:?}", f.kind) == *n)
+                    .count();
+                format!("{n} {c}")
+            })
+            .collect();
         let _ = writeln!(
             s,
-            "| length / clients / faults | {:.0} s / {} / {} |",
+            "| length / clients / faults | {:.0} s / {} / {} ({}) | — |",
             k.seconds,
             k.clients,
-            k.faults.len()
+            k.faults.len(),
+            counts.join(", ")
         );
         let _ = writeln!(
             s,
-            "| emitted / lost / duplicated | {} / {} / {} |",
-            k.emitted, k.lost, k.duplicated
+            "| emitted / lost / duplicated (client reconnects) | {} / {} / {} ({}) | lost 0, duplicated 0 |",
+            k.emitted, k.lost, k.duplicated, k.client_reconnects
         );
         let _ = writeln!(
             s,
-            "| Gateway→SSE p50 / p95 / p99 (ms) | {} / {} / {} |",
-            ms(k.latency.p50_ms),
-            ms(k.latency.p95_ms),
-            ms(k.latency.p99_ms)
+            "| Gateway→SSE p50 / p95 / p99, all / outside fault recovery (ms) | {} / {} | — |",
+            triple(&k.latency),
+            triple(&k.latency_steady)
         );
         let _ = writeln!(
             s,
-            "| RSS slope holder / workerd (MB/min) | {:.2} / {:.2} |",
+            "| RSS slope holder / workerd (MB/min) | {:.2} / {:.2} | flat (≈ 0) |",
             k.holder.rss_slope_mb_per_min, k.workerd.rss_slope_mb_per_min
         );
         let _ = writeln!(
             s,
-            "| peak RSS holder / workerd (MB) | {:.1} / {:.1} |",
+            "| peak RSS holder / workerd (MB) | {:.1} / {:.1} | — |",
             k.holder.peak_rss_mb, k.workerd.peak_rss_mb
         );
     }
@@ -205,7 +323,7 @@ pub fn write(
         "load": r,
         "ceiling": ceiling,
         "soak": soak,
-        "baselines": extras.baselines.iter().map(|(k, v, n)| serde_json::json!({"figure": k, "value": v, "note": n})).collect::<Vec<_>>(),
+        "baseline_better_sse": extras.baseline,
         "notes": extras.notes,
         "steady_p95_ms": num(r.latency_steady.p95_ms),
     });

@@ -1,15 +1,25 @@
-//! A short run of the whole-pipeline bench (seconds): discord-sim → the real holder →
-//! `wrangler dev` → 20 SSE clients, 100 msgs/s for 5 s with one 500 msgs/s burst, commands
-//! flowing back, one dropped gateway socket and one holder restart (kill + resume). Asserts that
-//! every emitted dispatch reached every client exactly once and that the report files are
-//! written; the figures themselves are not asserted (this machine is shared and loaded).
+//! Short runs of the whole-pipeline bench: discord-sim → the real holder → `wrangler dev` → 20
+//! SSE clients.
+//! - `pipeline_smoke` (seconds): 100 msgs/s for 5 s with one 500 msgs/s burst, commands flowing
+//!   back, one dropped gateway socket and one holder restart (kill + resume).
+//! - `pipeline_soak_ci` (60 s, the CI soak): 100 msgs/s with a random fault every 6 s drawn from
+//!   the soak's list (every kind once, holder and edge restarts included).
+//!
+//! Both assert that every emitted dispatch reached every client exactly once (clients reconnect
+//! with `Last-Event-ID`) and that the report files are written; the figures themselves are not
+//! asserted (this machine is shared and loaded). They run one after the other.
 
-use e2e_tests::pipeline::{self, Config, FaultKind};
+use e2e_tests::pipeline::{self, Config, Fanout, FaultKind, RANDOM_FAULTS};
 use e2e_tests::pipeline_report::{self, Extras};
+use std::sync::Mutex;
 use std::time::Duration;
+
+/// One whole stack at a time: two at once on a 2-core machine would only measure each other.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 #[test]
 fn pipeline_smoke() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let cfg = Config {
         name: "pipeline-smoke".into(),
         clients: 20,
@@ -25,6 +35,9 @@ fn pipeline_smoke() {
         random_fault_every: Duration::ZERO,
         commands_per_sec: 2.0,
         settle: Duration::from_secs(90),
+        fanout: Fanout::Edge,
+        ingest_via_wrangler: false,
+        twilight: false,
     };
     let r = pipeline::run(&cfg);
     assert_eq!(r.clients_connected, r.clients, "every client connected");
@@ -63,5 +76,63 @@ fn pipeline_smoke() {
         let bytes = std::fs::read(dir.join(png)).unwrap();
         assert_eq!(&bytes[..4], b"\x89PNG", "{png} is a PNG");
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn pipeline_soak_ci() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let cfg = Config {
+        name: "pipeline-soak-ci".into(),
+        clients: 20,
+        rate: 100.0,
+        burst_rate: 0.0,
+        burst_length: Duration::ZERO,
+        burst_every: Duration::ZERO,
+        duration: Duration::from_secs(60),
+        faults: Vec::new(),
+        random_fault_every: Duration::from_secs(6),
+        commands_per_sec: 1.0,
+        settle: Duration::from_secs(120),
+        fanout: Fanout::Edge,
+        ingest_via_wrangler: false,
+        twilight: false,
+    };
+    let r = pipeline::run(&cfg);
+    let kinds: Vec<FaultKind> = r.faults.iter().map(|f| f.kind).collect();
+    for k in RANDOM_FAULTS {
+        assert!(kinds.contains(&k), "{k:?} was injected: {kinds:?}");
+    }
+    assert_eq!(r.clients_connected, r.clients, "every client connected");
+    assert!(
+        r.emitted >= 4000,
+        "the sim emitted {} dispatches",
+        r.emitted
+    );
+    assert_eq!(
+        (r.lost, r.duplicated, r.unexpected),
+        (0, 0, 0),
+        "lost / duplicated / unexpected events over {} faults ({kinds:?})",
+        r.faults.len()
+    );
+    assert_eq!(r.delivered, r.emitted as u64 * r.clients as u64);
+    assert!(
+        r.client_reconnects >= r.clients as u64,
+        "edge restarts made the clients reconnect"
+    );
+    assert!(
+        r.faults.iter().all(|f| f.recovery_ms.is_some()),
+        "an event emitted after each fault was delivered: {:?}",
+        r.faults
+    );
+
+    let dir = e2e_tests::repo_root()
+        .join("target")
+        .join("bench")
+        .join(format!("pipeline-soak-ci-{}", std::process::id()));
+    pipeline_report::write(&dir, &r, &[], Some(&r), &Extras::default()).expect("write report");
+    let md = std::fs::read_to_string(dir.join("pipeline.md")).unwrap();
+    assert!(md.contains("### Soak"), "{md}");
+    assert!(md.contains("RSS slope holder / workerd (MB/min)"), "{md}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -9,11 +9,12 @@
 //!
 //! `cargo run -p e2e-tests --release --bin edge-bench -- [--clients N] [--seconds S] [--tick-ms T]`
 
+use e2e_tests::baseline_better_sse::BetterSse;
 use e2e_tests::edge::Edge;
 use e2e_tests::holder::{batch_body, dispatch, envelope};
 use e2e_tests::sse::SseClient;
-use e2e_tests::{free_port, http, repo_root};
-use std::process::{Child, Command, Stdio};
+use e2e_tests::{http, repo_root};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
@@ -381,26 +382,6 @@ fn print_row(p: &Phase) {
     }
 }
 
-fn wait_ready(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if http::get(port, "/healthz", &[]).is_ok_and(|r| r.status == 200) {
-            return;
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
-    panic!("server on {port} never became ready");
-}
-
-struct NodeServer(Child);
-
-impl Drop for NodeServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn json_num(v: f64) -> String {
     if v.is_finite() {
         format!("{v:.4}")
@@ -478,24 +459,12 @@ fn main() {
     drop(edge);
 
     eprintln!("phase 3: better-sse baseline");
-    let node_port = free_port();
-    let child = Command::new("node")
-        .arg(repo_root().join("tests/bench/better-sse-server.mjs"))
-        .arg(node_port.to_string())
-        .current_dir(repo_root())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start node");
-    let node = NodeServer(child);
-    wait_ready(node_port);
-    let node_pid = node.0.id();
+    let node = BetterSse::start();
     phases.push(run_phase(
         "better-sse (node)",
-        node_port,
+        node.port,
         &a,
-        &[("node".to_string(), node_pid)],
+        &[("node".to_string(), node.pid())],
     ));
     drop(node);
 

@@ -1,16 +1,27 @@
 //! Whole-pipeline benchmark: discord-sim (in process) → the real `gateway-holder` (release) →
 //! `wrangler dev` → N SSE clients on the Worker's own port, with send-message commands flowing
-//! back from a write session. Runs, in order: the load run (the spec's load, with one dropped
-//! gateway socket and one holder restart for the reconnect figures), a short ceiling run (from a
-//! fifth of the clients at twice the rate, rate doubled and clients ×1.5 each step until p95 >
-//! 400 ms or an event is lost), and a soak (100 msgs/s with a
-//! random fault every few seconds). Writes pipeline.json, pipeline.md and PNG plots to `--out`.
+//! back from a write session. Runs, in order:
+//! 1. the load run (the spec's load, with one dropped gateway socket and one holder restart for
+//!    the reconnect figures), with twilight-gateway's bare receive on the same sim meanwhile
+//!    (the holder's CPU baseline);
+//! 2. the baseline run: the same load and clients through a `better-sse` Node fan-out fed by the
+//!    same real holder (no faults, no commands), twilight again beside it;
+//! 3. the ceiling: from a fifth of the clients at twice the rate, rate ×2 and clients ×1.5 each
+//!    step until p95 > 400 ms or an event is lost (at most `--ceiling-steps`);
+//! 4. the soak: 100 msgs/s with a random fault every `--fault-every` seconds.
+//!
+//! Writes pipeline.json, pipeline.md and PNG plots to `--out`; exits 1 when an event was lost or
+//! duplicated in the load run or the soak.
 //!
 //! `cargo run -p e2e-tests --release --bin pipeline-bench -- [--clients N] [--rate R]
-//!  [--burst B] [--seconds S] [--soak-seconds S] [--ceiling-seconds S] [--out DIR]`
-//! (`--soak-seconds 0` / `--ceiling-seconds 0` skip those parts.)
+//!  [--burst B] [--seconds S] [--baseline-seconds S] [--ceiling-seconds S] [--ceiling-steps K]
+//!  [--soak-seconds S] [--soak-clients N] [--fault-every S] [--ingest-via-wrangler] [--out DIR]`
+//! (`--baseline-seconds 0` / `--ceiling-seconds 0` / `--soak-seconds 0` skip those parts;
+//! `--ingest-via-wrangler` makes the holder post through wrangler's Node proxy instead of the
+//! Worker's own port, as the soak always does because its edge restarts change that port.)
 
-use e2e_tests::pipeline::{self, Config, FaultKind, Report};
+use e2e_tests::baseline_twilight;
+use e2e_tests::pipeline::{self, Config, Fanout, FaultKind, Report};
 use e2e_tests::pipeline_report::{self, Extras};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -20,8 +31,13 @@ struct Args {
     rate: f64,
     burst: f64,
     seconds: u64,
+    baseline_seconds: u64,
     soak_seconds: u64,
+    soak_clients: usize,
+    fault_every: f64,
     ceiling_seconds: u64,
+    ceiling_steps: usize,
+    ingest_via_wrangler: bool,
     out: PathBuf,
 }
 
@@ -31,8 +47,13 @@ fn args() -> Args {
         rate: 100.0,
         burst: 500.0,
         seconds: 60,
+        baseline_seconds: 60,
         soak_seconds: 600,
+        soak_clients: 100,
+        fault_every: 8.0,
         ceiling_seconds: 15,
+        ceiling_steps: 6,
+        ingest_via_wrangler: false,
         out: e2e_tests::repo_root().join("target").join("bench"),
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
@@ -45,9 +66,18 @@ fn args() -> Args {
             ("--rate", Some(n)) => a.rate = n,
             ("--burst", Some(n)) => a.burst = n,
             ("--seconds", Some(n)) => a.seconds = n as u64,
+            ("--baseline-seconds", Some(n)) => a.baseline_seconds = n as u64,
             ("--soak-seconds", Some(n)) => a.soak_seconds = n as u64,
+            ("--soak-clients", Some(n)) => a.soak_clients = n as usize,
+            ("--fault-every", Some(n)) if n >= 1.0 => a.fault_every = n,
             ("--ceiling-seconds", Some(n)) => a.ceiling_seconds = n as u64,
+            ("--ceiling-steps", Some(n)) => a.ceiling_steps = n as usize,
             ("--out", _) if !val.is_empty() => a.out = PathBuf::from(val),
+            ("--ingest-via-wrangler", _) => {
+                a.ingest_via_wrangler = true;
+                i += 1;
+                continue;
+            }
             (other, _) => {
                 eprintln!("pipeline-bench: bad argument {other} (see the doc comment)");
                 std::process::exit(2);
@@ -60,7 +90,7 @@ fn args() -> Args {
 
 fn summary(r: &Report) {
     eprintln!(
-        "{}: {} clients {} msgs/s: emitted {} delivered {} lost {} dup {} p50/p95/p99 {:.1}/{:.1}/{:.1} ms",
+        "{}: {} clients {} msgs/s: emitted {} delivered {} lost {} dup {} p50/p95/p99 {:.1}/{:.1}/{:.1} ms, clients' thread {:.2} CPU s/s",
         r.name,
         r.clients,
         r.rate,
@@ -70,67 +100,13 @@ fn summary(r: &Report) {
         r.duplicated,
         r.latency.p50_ms,
         r.latency.p95_ms,
-        r.latency.p99_ms
+        r.latency.p99_ms,
+        r.clients_cpu_seconds / r.seconds.max(1e-9)
     );
 }
 
-/// The last results of the baseline benches (edge-bench's better-sse phase, the holder
-/// bench's twilight-gateway row), when those files exist.
-fn baselines() -> Vec<(String, String, String)> {
-    let dir = e2e_tests::repo_root().join("target").join("bench");
-    let read = |name: &str| -> Option<serde_json::Value> {
-        serde_json::from_slice(&std::fs::read(dir.join(name)).ok()?).ok()
-    };
-    let mut out = Vec::new();
-    if let Some(v) = read("edge-bench-latest.json") {
-        for p in v["phases"].as_array().into_iter().flatten() {
-            let name = p["name"].as_str().unwrap_or("?");
-            let cpu = p["cpu"][0]["cpu_us_per_delivered_event"]
-                .as_f64()
-                .map_or("n/a".into(), |us| format!("{:.4}", us / 1000.0));
-            out.push((
-                format!("edge-bench `{name}` p50 / p95 / p99 (ms); CPU s per 1,000 deliveries"),
-                format!(
-                    "{:.0} / {:.0} / {:.0}; {cpu}",
-                    p["p50_ms"].as_f64().unwrap_or(f64::NAN),
-                    p["p95_ms"].as_f64().unwrap_or(f64::NAN),
-                    p["p99_ms"].as_f64().unwrap_or(f64::NAN)
-                ),
-                format!(
-                    "{} clients, {} events sent in {:.0} s (edge-bench-latest.json)",
-                    v["clients"],
-                    p["sent"],
-                    p["seconds"].as_f64().unwrap_or(0.0)
-                ),
-            ));
-        }
-    }
-    if let Some(v) = read("holder.json") {
-        for r in v["rows"].as_array().into_iter().flatten() {
-            if r["workload"] != "100/s + 500/s bursts" {
-                continue;
-            }
-            out.push((
-                format!(
-                    "holder bench `{}` gateway→(ingest|receipt) p50 / p95 / p99 (ms); CPU s per 1,000 events; peak RSS",
-                    r["client"].as_str().unwrap_or("?")
-                ),
-                format!(
-                    "{:.2} / {:.2} / {:.2}; {:.3}; {:.1} MB",
-                    r["p50_us"].as_f64().unwrap_or(f64::NAN) / 1000.0,
-                    r["p95_us"].as_f64().unwrap_or(f64::NAN) / 1000.0,
-                    r["p99_us"].as_f64().unwrap_or(f64::NAN) / 1000.0,
-                    r["cpu_us_per_event"].as_f64().unwrap_or(f64::NAN) / 1000.0,
-                    r["peak_rss_kib"].as_f64().unwrap_or(f64::NAN) / 1024.0
-                ),
-                "100/s + 500/s bursts (holder.json)".into(),
-            ));
-        }
-    }
-    out
-}
-
 fn main() {
+    baseline_twilight::child_main_if_requested();
     let a = args();
     // The release holder, like production.
     std::env::set_var("E2E_HOLDER_RELEASE", "1");
@@ -146,6 +122,9 @@ fn main() {
         random_fault_every: Duration::ZERO,
         commands_per_sec: 2.0,
         settle: Duration::from_secs(120),
+        fanout: Fanout::Edge,
+        ingest_via_wrangler: a.ingest_via_wrangler,
+        twilight: false,
     };
     let mut load = burst(a.rate);
     load.faults = vec![
@@ -158,17 +137,34 @@ fn main() {
             FaultKind::HolderRestart,
         ),
     ];
+    load.twilight = true;
     eprintln!("pipeline-bench: load run ({} s)…", a.seconds);
     let main = pipeline::run(&load);
     summary(&main);
 
-    // Ceiling: from a fifth of the clients at twice the rate, double the rate (clients ×1.5,
-    // up to the load's) until p95 > 400 ms or a loss.
+    let baseline = (a.baseline_seconds > 0).then(|| {
+        let mut b = burst(a.rate);
+        b.name = "pipeline-baseline-better-sse".into();
+        b.fanout = Fanout::BetterSse;
+        b.twilight = true;
+        b.duration = Duration::from_secs(a.baseline_seconds);
+        b.commands_per_sec = 0.0;
+        eprintln!(
+            "pipeline-bench: baseline run, better-sse fan-out ({} s)…",
+            a.baseline_seconds
+        );
+        let r = pipeline::run(&b);
+        summary(&r);
+        r
+    });
+
+    // Ceiling: from a fifth of the clients at twice the rate, double the rate and clients ×1.5
+    // (up to 4× the load's) until p95 > 400 ms or a loss.
     let mut ceiling = Vec::new();
     if a.ceiling_seconds > 0 {
         let mut rate = a.rate * 2.0;
         let mut clients = (a.clients / 5).max(20);
-        for step in 0..4 {
+        for step in 0..a.ceiling_steps {
             let mut c = burst(rate);
             c.name = format!("pipeline-ceiling-{step}");
             c.clients = clients;
@@ -184,7 +180,7 @@ fn main() {
                 break;
             }
             rate *= 2.0;
-            clients = (clients * 3 / 2).min(a.clients);
+            clients = (clients * 3 / 2).min(a.clients * 4);
         }
     }
 
@@ -192,9 +188,10 @@ fn main() {
         let mut s = burst(100.0);
         s.name = "pipeline-soak".into();
         s.burst_rate = 0.0;
-        s.clients = a.clients.min(100);
+        s.clients = a.soak_clients;
         s.duration = Duration::from_secs(a.soak_seconds);
-        s.random_fault_every = Duration::from_secs(8);
+        s.random_fault_every = Duration::from_secs_f64(a.fault_every);
+        s.settle = Duration::from_secs(180);
         eprintln!("pipeline-bench: soak ({} s)…", a.soak_seconds);
         let r = pipeline::run(&s);
         summary(&r);
@@ -202,13 +199,13 @@ fn main() {
     });
 
     let extras = Extras {
-        baselines: baselines(),
+        baseline,
         notes: vec![
-            "Latency: `_sim_sent_us` (stamped by the sim just before the frame is written) to the client having the event, every event at every client; clients read the Worker's own port (not wrangler's proxy).".into(),
+            "Latency: `_sim_sent_us` (stamped by the sim just before the frame is written) to the moment the client read the bytes completing the event, every event at every client; clients read the Worker's own port (not wrangler's proxy), all on one thread (its CPU is the bench-side row).".into(),
+            "Baselines run in this invocation: the better-sse row is the same load and clients through `tests/bench/better-sse-server.mjs`, fed by the same release holder from the same kind of sim (a separate run just after the load run, no faults); twilight-gateway 0.18 bare receive (zlib-stream, nothing forwarded) is a child process connected to the same sim during the load run, receiving the very same dispatches.".into(),
             "Command dispatch: browser POST /api/actions/send-message to the sim's REST record (`at_us`).".into(),
             "Reconnect: from the fault (DropTcp applied; holder SIGKILL) to client 0 receiving the first event emitted after it.".into(),
-            "CPU: utime+stime from /proc over the run, including restarted processes; peak RSS from VmHWM/VmRSS samples.".into(),
-            "Baselines are not run in this invocation: they are read from the last results of their own benches, target/bench/edge-bench-latest.json (`cargo run -p e2e-tests --release --bin edge-bench`: the edge's fan-out fed by direct ingest POSTs, beside a better-sse Node server) and target/bench/holder.json (`cargo bench -p gateway-holder --bench holder`: twilight-gateway bare receive), when present.".into(),
+            "CPU: utime+stime from /proc over the run, including restarted processes (the holder's figure includes one restart, twilight's does not); peak RSS from VmHWM/VmRSS samples. RSS slope: least squares with one intercept per process, each process's first 10 s left out.".into(),
         ],
     };
     match pipeline_report::write(&a.out, &main, &ceiling, soak.as_ref(), &extras) {
