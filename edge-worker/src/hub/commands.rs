@@ -67,8 +67,7 @@ pub(crate) async fn result(hub: &Rc<RefCell<Hub>>, mut req: Request) -> Result<R
     let sent = {
         let mut h = hub.borrow_mut();
         // Framed here, with no await before the push: `head` is exactly what every stream has
-        // been given up to (see `actions::result_frame`) once deferred events are queued.
-        h.flush(now_ms());
+        // been given up to (see `actions::result_frame`).
         let head = h.head;
         let frame = crate::actions::result_frame(head, &json);
         let sent = h.clients.send_to_user(

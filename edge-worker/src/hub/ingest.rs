@@ -1,8 +1,6 @@
 //! `POST /link/ingest`: read the body (capped), validate it, drop duplicates, store the new
-//! events with fresh cursors, wait until storage has confirmed them, then fan them out and answer.
-//! The holder retries until it gets a 2xx, so a batch is acknowledged only once its events are in
-//! storage. Fanning out after the commit rather than before costs no latency (the output gate
-//! holds client writes until the commit either way) and saves the runtime a wake-up per write.
+//! events with fresh cursors, and only then fan them out and answer. The holder retries until it
+//! gets a 2xx, so a batch is acknowledged only once its events are in storage.
 
 use super::{error, json, now_ms, Hub};
 use crate::event::{self, EdgeEvent};
@@ -11,9 +9,6 @@ use crate::router;
 use contracts::{ErrorCode, GapEvent, GapReason, IngestBatch, Version};
 use std::cell::RefCell;
 use std::rc::Rc;
-use worker::wasm_bindgen::JsCast;
-use worker::wasm_bindgen_futures::JsFuture;
-use worker::worker_sys::DurableObjectStorage;
 use worker::*;
 
 pub(crate) async fn handle(hub: &Rc<RefCell<Hub>>, mut req: Request) -> Result<Response> {
@@ -27,7 +22,7 @@ pub(crate) async fn handle(hub: &Rc<RefCell<Hub>>, mut req: Request) -> Result<R
         hub.borrow_mut().metrics.ingest_rejected += 1;
         return too_large(max);
     }
-    // Other requests may run during an await, so nothing is borrowed across one.
+    // The only await: other requests may run meanwhile, so nothing is borrowed across it.
     let body = req.bytes().await?;
     if body.len() as u64 > max {
         hub.borrow_mut().metrics.ingest_rejected += 1;
@@ -43,27 +38,9 @@ pub(crate) async fn handle(hub: &Rc<RefCell<Hub>>, mut req: Request) -> Result<R
             return json(status, body);
         }
     };
-    let (answer, voice_events, storage) = {
-        let mut h = hub.borrow_mut();
-        let (answer, voice_events) = h.ingest(batch)?;
-        let storage: DurableObjectStorage = h.storage.clone().unchecked_into();
-        (answer, voice_events, storage)
-    };
-    if !voice_events.is_empty() || !hub.borrow().unpublished.is_empty() {
-        // Other requests may run meanwhile; whoever relies on every stored event being queued
-        // flushes first (see `Hub::flush`). A failed commit resets the object (and its streams).
-        let synced = match storage.sync() {
-            Ok(p) => JsFuture::from(p).await.map(|_| ()),
-            Err(e) => Err(e),
-        };
-        if let Err(e) = synced {
-            console_error!("hub: storage sync failed: {e:?}");
-        }
-    }
     let mut h = hub.borrow_mut();
+    let answer = h.ingest(batch)?;
     let now = now_ms();
-    h.flush(now);
-    h.voice.broadcast(&voice_events);
     h.metrics
         .ingest_latency
         .observe_ms(now.saturating_sub(started) as f64);
@@ -78,9 +55,8 @@ fn too_large(max: u64) -> Result<Response> {
 }
 
 impl Hub {
-    /// Stores a validated batch and defers its events (see [`Hub::defer`]); returns the answer
-    /// body and the voice events for the legacy WebSocket.
-    fn ingest(&mut self, batch: IngestBatch) -> Result<(String, Vec<contracts::VoiceEvent>)> {
+    /// Stores a validated batch and publishes it; returns the answer body.
+    fn ingest(&mut self, batch: IngestBatch) -> Result<String> {
         let now = now_ms();
         let IngestBatch {
             epoch,
@@ -163,14 +139,14 @@ impl Hub {
             self.metrics.status_events += 1;
             console_log!("hub: holder link is up");
         }
-        self.defer(events);
-        let answer = format!(
+        self.publish(now, &events);
+        self.voice.broadcast(&voice_events);
+        Ok(format!(
             r#"{{"version":"{}","accepted":{},"duplicates":{},"cursor":{}}}"#,
             contracts::VERSION,
             dispatches + holder_gaps,
             plan.duplicates,
             self.head
-        );
-        Ok((answer, voice_events))
+        ))
     }
 }

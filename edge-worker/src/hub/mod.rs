@@ -9,11 +9,6 @@
 //! The Worker entry has already authenticated the request; the hub trusts its caller.
 //! All mutable state sits in one `Rc<RefCell<Hub>>`. Handlers borrow it only in synchronous
 //! sections (never across an `.await`), which is also what makes replay-then-live atomic.
-//!
-//! Stored events reach clients through [`Hub::publish`] or, for ingest, [`Hub::defer`] then
-//! [`Hub::flush`] once the batch is durable (see `ingest.rs`). Every event up to `head` is in
-//! every client's queue whenever a handler relies on it (a new stream, a `command.result`, a
-//! status event): those paths flush first.
 
 mod channels;
 mod commands;
@@ -36,7 +31,6 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use store::Store;
 use worker::js_sys::Uint8Array;
-use worker::wasm_bindgen::JsCast;
 use worker::*;
 
 /// A chunk of SSE bytes in JavaScript memory, shared by every client that gets it.
@@ -55,11 +49,6 @@ pub(crate) struct Hub {
     store: Store,
     clients: ClientSet<Chunk>,
     pumps: pump::Pumps,
-    /// Stored events not yet queued to clients (cursor order): ingest holds its batch here
-    /// until storage has confirmed it, see [`Hub::defer`].
-    unpublished: Vec<EdgeEvent>,
-    /// For `sync()` (wait until this object's writes are durable).
-    storage: worker::worker_sys::DurableObjectStorage,
     link: LinkTracker,
     metrics: Metrics,
     /// The newest cursor handed out (mirrors `meta.head`).
@@ -97,8 +86,6 @@ impl Hub {
         Ok(Hub {
             clients: ClientSet::new(config.client_queue_max),
             pumps: pump::Pumps::default(),
-            unpublished: Vec::new(),
-            storage: worker::wasm_bindgen::JsValue::from(state.storage().as_raw()).unchecked_into(),
             config,
             store,
             link,
@@ -187,30 +174,12 @@ impl Hub {
         self.append(now, &mut events)?;
         self.save_link(now, true)?;
         self.metrics.status_events += 1;
-        self.publish(now, events);
+        self.publish(now, &events);
         Ok(())
     }
 
-    /// Queues stored `events` (after any deferred ones) to every client and writes them out.
-    fn publish(&mut self, now: u64, events: Vec<EdgeEvent>) {
-        self.unpublished.extend(events);
-        self.flush(now);
-    }
-
-    /// Holds stored `events` back until [`Hub::flush`]. While the storage commit is pending,
-    /// the output gate would hold every client's write anyway, and each held write costs the
-    /// runtime an extra wake-up; written after the commit, they go straight out.
-    fn defer(&mut self, events: Vec<EdgeEvent>) {
-        self.unpublished.extend(events);
-    }
-
-    /// Queues every deferred event to the clients (one shared chunk per batch) and writes.
-    fn flush(&mut self, now: u64) {
-        if self.unpublished.is_empty() {
-            return;
-        }
-        let events = std::mem::take(&mut self.unpublished);
-        let p = self.clients.publish(&events, now, chunk);
+    fn publish(&mut self, now: u64, events: &[EdgeEvent]) {
+        let p = self.clients.publish(events, now, chunk);
         self.pumps.drive_all();
         self.metrics.events_out += p.events_out;
         self.metrics.writes += p.writes;
@@ -325,7 +294,6 @@ impl DurableObject for GuildHub {
             (Method::Post, "/link/disconnect-clients") => {
                 let closed = {
                     let mut h = hub.borrow_mut();
-                    h.flush(now_ms());
                     let n = h.clients.close_all();
                     h.pumps.drive_all();
                     n

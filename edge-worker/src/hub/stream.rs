@@ -63,9 +63,6 @@ pub(crate) fn handle(hub: &Rc<RefCell<Hub>>, req: &Request) -> Result<Response> 
 impl Hub {
     fn connect(&mut self, query: StreamQuery, user: Option<String>) -> Result<QueueStream<Chunk>> {
         let now = now_ms();
-        // Events stored but not yet queued (ingest waiting for its commit) go to the existing
-        // clients first: the new client's replay already holds them.
-        self.flush(now);
         self.check_link(now)?;
         self.trim(now)?;
         let head = self.head;

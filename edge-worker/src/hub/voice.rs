@@ -189,7 +189,7 @@ impl Hub {
             self.append(now, &mut events)?;
             self.voice.persist()?;
             self.trim(now)?;
-            self.publish(now, events);
+            self.publish(now, &events);
             self.voice.broadcast(&due);
             console_log!("hub: {} voice drop-out(s)", due.len());
         } else {
