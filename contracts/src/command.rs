@@ -16,7 +16,11 @@ pub struct SendMessage {
     /// 1..=2000 characters, not only whitespace.
     pub content: String,
     /// At most 25 characters; the holder always sends one (with `enforce_nonce`), making one if absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "not_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub nonce: Option<String>,
 }
 
@@ -55,6 +59,14 @@ pub struct UpdateVoiceState {
     pub self_mute: bool,
     #[serde(default)]
     pub self_deaf: bool,
+}
+
+/// An optional field that may be left out but never be `null` (the schema says so, and a `null`
+/// that vanished on the way through would be a key the contract silently dropped).
+fn not_null<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
 }
 
 /// serde treats a missing `Option` field as `None`; through a `deserialize_with` it is "missing".
@@ -96,7 +108,11 @@ pub struct UpdatePresence {
     #[serde(default)]
     pub afk: bool,
     /// At most [`crate::validate::MAX_ACTIVITIES`].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "not_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub activities: Option<Vec<Activity>>,
 }
 
@@ -109,17 +125,33 @@ pub struct RequestGuildMembers {
     pub version: Version,
     /// Usernames starting with this (at most 100 characters; `""` with `limit: 0` lists everyone).
     /// Exactly one of `query` and `user_ids`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "not_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub query: Option<String>,
     /// 1..=100 members by id. Exactly one of `query` and `user_ids`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "not_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub user_ids: Option<Vec<Snowflake>>,
     /// 0..=100; 0 means no limit (only with an empty `query`).
     pub limit: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "not_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub presences: Option<bool>,
     /// 1..=32 printable ASCII characters (Discord: at most 32 bytes), echoed in the chunks.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "not_null",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub nonce: Option<String>,
 }
 

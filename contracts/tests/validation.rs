@@ -339,6 +339,28 @@ fn request_guild_members_rules() {
 }
 
 #[test]
+fn optional_fields_may_be_left_out_but_not_null() {
+    check::<UpdatePresence>(
+        "UpdatePresence",
+        json!({"status": "online", "activities": null}),
+        Some("activities"),
+        "invalid type: null",
+    );
+    check::<RequestGuildMembers>(
+        "RequestGuildMembers",
+        json!({"query": "a", "limit": 1, "nonce": null}),
+        Some("nonce"),
+        "invalid type: null",
+    );
+    check::<SendMessage>(
+        "SendMessage",
+        json!({"channel_id": CH, "content": "x", "nonce": null}),
+        Some("nonce"),
+        "invalid type: null",
+    );
+}
+
+#[test]
 fn gateway_commands_inside_a_holder_command_name_the_nested_field() {
     let body = json!({"version": "1.0", "command_id": "c", "user": "u", "guild_id": CH,
         "traceparent": "t", "wait_ms": 1,
