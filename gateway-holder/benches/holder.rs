@@ -421,15 +421,20 @@ async fn twilight_client(url: String) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--twilight") {
+        let url = args.get(i + 1).cloned().expect("--twilight URL");
+        let rt = if std::env::var("TWILIGHT_RT").as_deref() == Ok("current") {
+            tokio::runtime::Builder::new_current_thread().enable_all().build()
+        } else {
+            tokio::runtime::Builder::new_multi_thread().enable_all().build()
+        };
+        rt.unwrap().block_on(twilight_client(url));
+        return;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    if let Some(i) = args.iter().position(|a| a == "--twilight") {
-        let url = args.get(i + 1).cloned().expect("--twilight URL");
-        rt.block_on(twilight_client(url));
-        return;
-    }
     let quick = args.iter().any(|a| a == "--quick");
     let tck = clk_tck();
     let loads = workloads(quick);
