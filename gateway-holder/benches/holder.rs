@@ -437,7 +437,11 @@ fn main() {
         .unwrap();
     let quick = args.iter().any(|a| a == "--quick");
     let tck = clk_tck();
-    let loads = workloads(quick);
+    let mut loads = workloads(quick);
+    // `--only NAME`: just the workloads whose name contains NAME (e.g. for a profiler run).
+    if let Some(only) = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)) {
+        loads.retain(|w| w.name.contains(only.as_str()));
+    }
     let rows = rt.block_on(run_all(&loads, tck));
 
     println!(

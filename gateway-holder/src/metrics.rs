@@ -200,6 +200,41 @@ impl Metrics {
     }
 }
 
+/// Per-type counters of one family for a caller that counts every event (the bus observer, the
+/// forwarder): the counter handle is looked up by `&str` in a local map, so the hot path makes no
+/// label `String` and takes no family lock. Types are Discord's names; past [`TypeCounters::MAX`]
+/// distinct ones the family is used directly.
+pub struct TypeCounters {
+    family: Family<Labels, Counter>,
+    cache: std::collections::HashMap<String, Counter>,
+}
+
+impl TypeCounters {
+    pub const MAX: usize = 256;
+
+    pub fn new(family: &Family<Labels, Counter>) -> TypeCounters {
+        TypeCounters {
+            family: family.clone(),
+            cache: std::collections::HashMap::new(),
+        }
+    }
+
+    pub fn inc(&mut self, kind: &str) {
+        if let Some(c) = self.cache.get(kind) {
+            c.inc();
+            return;
+        }
+        let c = self
+            .family
+            .get_or_create(&Metrics::label("type", kind))
+            .clone();
+        c.inc();
+        if self.cache.len() < Self::MAX {
+            self.cache.insert(kind.to_owned(), c);
+        }
+    }
+}
+
 pub fn state_name(state: GatewayState) -> &'static str {
     match state {
         GatewayState::Connecting => "connecting",
@@ -224,6 +259,10 @@ mod tests {
             .get_or_create(&Metrics::label("code", "4000"))
             .inc();
         m.forward_latency.observe(0.002);
+        let mut out = TypeCounters::new(&m.events_out);
+        for _ in 0..3 {
+            out.inc("GUILD_CREATE");
+        }
         let text = m.render();
         for needle in [
             "holder_gateway_state{state=\"ready\"} 1",
@@ -232,6 +271,7 @@ mod tests {
             "holder_forward_latency_seconds_bucket",
             "holder_buffer_depth",
             "holder_heartbeat_rtt_seconds",
+            "holder_events_out_total{type=\"GUILD_CREATE\"} 3",
         ] {
             assert!(text.contains(needle), "{needle} missing from\n{text}");
         }

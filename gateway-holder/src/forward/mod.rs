@@ -79,6 +79,7 @@ pub struct Forwarder {
     /// Set when the process must end soon (a fatal close): flush time is up at once.
     hurry: watch::Receiver<bool>,
     hurried: bool,
+    events_out: crate::metrics::TypeCounters,
 }
 
 /// Resolves once `hurry` is true; never if its sender is gone.
@@ -102,6 +103,7 @@ impl Forwarder {
     ) -> std::io::Result<Forwarder> {
         let spill = spill::Spill::open(&store.dir().join("spill"), cfg.spill_max_bytes)?;
         let snap = store.snapshot();
+        let events_out = crate::metrics::TypeCounters::new(&metrics.events_out);
         Ok(Forwarder {
             buffer: Buffer::new(spill, cfg.memory_limit_bytes),
             gaps: snap.pending_gaps,
@@ -119,6 +121,7 @@ impl Forwarder {
             flush_deadline: None,
             hurry,
             hurried: false,
+            events_out,
         })
     }
 
@@ -311,6 +314,7 @@ impl Forwarder {
                 Outcome::Accepted => {
                     state_sent = Some(state_seen);
                     self.delivered(take, gaps_sent, sent_at);
+                    self.store.flush_cursor();
                     backoff.reset();
                     max_items = self.cfg.max_batch_items;
                     if link_failed {
@@ -403,10 +407,7 @@ impl Forwarder {
     fn delivered(&mut self, take: Take, gaps_sent: usize, sent_at: std::time::Instant) {
         self.metrics.batch_size.observe(take.n as f64);
         for e in self.buffer.entries(take) {
-            self.metrics
-                .events_out
-                .get_or_create(&Metrics::label("type", e.kind.as_str()))
-                .inc();
+            self.events_out.inc(&e.kind);
             if let Some(r) = e.received {
                 self.metrics
                     .forward_latency
