@@ -48,7 +48,10 @@ struct Target {
     /// `Host` header value (port only when not the scheme's default).
     authority: header::HeaderValue,
     path: hyper::Uri,
-    tls: Option<(tokio_rustls::TlsConnector, rustls::pki_types::ServerName<'static>)>,
+    tls: Option<(
+        tokio_rustls::TlsConnector,
+        rustls::pki_types::ServerName<'static>,
+    )>,
 }
 
 /// One open connection: hyper's request handle, the quiet switch, the driver task.
@@ -103,13 +106,15 @@ fn target(edge_url: &url::Url) -> Result<Target, String> {
     };
     let path = format!("{}/link/ingest", edge_url.path().trim_end_matches('/'));
     let tls = if tls {
-        let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        let mut config =
-            rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .map_err(|e| format!("TLS setup: {e}"))?
-                .with_root_certificates(roots)
-                .with_no_client_auth();
+        let roots =
+            rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         let name = rustls::pki_types::ServerName::try_from(host.clone())
             .map_err(|e| format!("EDGE_URL host is not a TLS server name: {e}"))?;
@@ -120,7 +125,9 @@ fn target(edge_url: &url::Url) -> Result<Target, String> {
     Ok(Target {
         authority: header::HeaderValue::from_str(&authority)
             .map_err(|_| "EDGE_URL host is not a valid Host header")?,
-        path: path.parse().map_err(|_| "EDGE_URL path is not a valid URI path")?,
+        path: path
+            .parse()
+            .map_err(|_| "EDGE_URL path is not a valid URI path")?,
         host,
         port,
         tls,
@@ -157,7 +164,13 @@ impl Poster {
     /// The forwarder has more to send: read the answer to the POST in flight now.
     pub fn need_answer(&self) {
         self.inner.wanted.store(true, Ordering::SeqCst);
-        if let Some(ctl) = self.inner.in_flight.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        if let Some(ctl) = self
+            .inner
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
             ctl.listen();
         }
     }
@@ -177,8 +190,15 @@ impl Poster {
             .map_err(|e| e.to_string())?;
         let (sender, driver) = match &t.tls {
             None => {
-                let (s, c) = http1::handshake(TokioIo::new(io)).await.map_err(|e| reason(&e))?;
-                (s, tokio::spawn(async move { let _ = c.await; }))
+                let (s, c) = http1::handshake(TokioIo::new(io))
+                    .await
+                    .map_err(|e| reason(&e))?;
+                (
+                    s,
+                    tokio::spawn(async move {
+                        let _ = c.await;
+                    }),
+                )
             }
             Some((connector, name)) => {
                 let tls = tokio::time::timeout(
@@ -188,16 +208,31 @@ impl Poster {
                 .await
                 .map_err(|_| "TLS handshake timed out".to_string())?
                 .map_err(|e| format!("TLS handshake failed: {e}"))?;
-                let (s, c) = http1::handshake(TokioIo::new(tls)).await.map_err(|e| reason(&e))?;
-                (s, tokio::spawn(async move { let _ = c.await; }))
+                let (s, c) = http1::handshake(TokioIo::new(tls))
+                    .await
+                    .map_err(|e| reason(&e))?;
+                (
+                    s,
+                    tokio::spawn(async move {
+                        let _ = c.await;
+                    }),
+                )
             }
         };
-        Ok(Conn { sender, ctl, driver })
+        Ok(Conn {
+            sender,
+            ctl,
+            driver,
+        })
     }
 
     /// One request on `conn`: the status, once the whole answer is read.
     async fn exchange(&self, conn: &mut Conn, body: Bytes) -> Result<u16, hyper::Error> {
-        let t = self.inner.target.as_ref().expect("connected, so the target is valid");
+        let t = self
+            .inner
+            .target
+            .as_ref()
+            .expect("connected, so the target is valid");
         let mut req = Request::new(Full::new(body));
         *req.method_mut() = hyper::Method::POST;
         *req.uri_mut() = t.path.clone();
@@ -249,11 +284,20 @@ impl Poster {
     }
 
     fn set_in_flight(&self, ctl: Option<Arc<Ctl>>) {
-        *self.inner.in_flight.lock().unwrap_or_else(|p| p.into_inner()) = ctl;
+        *self
+            .inner
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = ctl;
     }
 
     async fn post_inner(&self, body: Bytes) -> Outcome {
-        let pooled = self.inner.idle.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let pooled = self
+            .inner
+            .idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         let (mut conn, mut reused) = match pooled {
             Some(c) if !c.sender.is_closed() => (c, true),
             _ => match self.connect().await {

@@ -151,7 +151,16 @@ mod tests {
         for cut in 0..=base.len() {
             let _ = route(&base[..cut]);
         }
-        for junk in [r#"{"a"#, r#"{"a":"#, r#"{"a":"\"#, r#"{"a":[}"#, "{", "}", r#"{"a"}"#, "{,}"] {
+        for junk in [
+            r#"{"a"#,
+            r#"{"a":"#,
+            r#"{"a":"\"#,
+            r#"{"a":[}"#,
+            "{",
+            "}",
+            r#"{"a"}"#,
+            "{,}",
+        ] {
             let _ = route(junk);
         }
         assert_eq!(route(base), (Some(Snowflake(1)), Some(Snowflake(2))));
