@@ -198,7 +198,13 @@ fn workloads(quick: bool) -> Vec<Workload> {
                 rate_per_sec: f64::INFINITY,
                 burst: None,
                 duration: Duration::from_secs(30),
-                max_events: Some(if quick { 5_000 } else { 20_000 }),
+                // `BENCH_CEILING_EVENTS`: a longer ceiling run (e.g. for a profiler).
+                max_events: Some(
+                    std::env::var("BENCH_CEILING_EVENTS")
+                        .ok()
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(if quick { 5_000 } else { 20_000 }),
+                ),
                 mix: discord_sim::TrafficMix::chat(),
             },
         },
