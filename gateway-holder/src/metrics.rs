@@ -201,27 +201,32 @@ impl Metrics {
 }
 
 /// Per-type counters of one family for a caller that counts every event (the bus observer, the
-/// forwarder): the counter handle is looked up by `&str` in a local map, so the hot path makes no
-/// label `String` and takes no family lock. Types are Discord's names; past [`TypeCounters::MAX`]
-/// distinct ones the family is used directly.
+/// forwarder): the counter handle is found by `&str` in a small local list, so the hot path makes
+/// no label `String` and takes no family lock. Types are Discord's names; past
+/// [`TypeCounters::MAX`] distinct ones the family is used directly.
 pub struct TypeCounters {
     family: Family<Labels, Counter>,
-    cache: std::collections::HashMap<String, Counter>,
+    /// Few and skewed (a handful of types carry most events): a scan beats hashing here.
+    cache: Vec<(String, Counter)>,
 }
 
 impl TypeCounters {
-    pub const MAX: usize = 256;
+    pub const MAX: usize = 64;
 
     pub fn new(family: &Family<Labels, Counter>) -> TypeCounters {
         TypeCounters {
             family: family.clone(),
-            cache: std::collections::HashMap::new(),
+            cache: Vec::new(),
         }
     }
 
     pub fn inc(&mut self, kind: &str) {
-        if let Some(c) = self.cache.get(kind) {
-            c.inc();
+        if let Some(i) = self.cache.iter().position(|(k, _)| k == kind) {
+            self.cache[i].1.inc();
+            // Move up one place: the busiest types end up first.
+            if i > 0 {
+                self.cache.swap(i, i - 1);
+            }
             return;
         }
         let c = self
@@ -230,7 +235,7 @@ impl TypeCounters {
             .clone();
         c.inc();
         if self.cache.len() < Self::MAX {
-            self.cache.insert(kind.to_owned(), c);
+            self.cache.push((kind.to_owned(), c));
         }
     }
 }
@@ -260,9 +265,16 @@ mod tests {
             .inc();
         m.forward_latency.observe(0.002);
         let mut out = TypeCounters::new(&m.events_out);
-        for _ in 0..3 {
-            out.inc("GUILD_CREATE");
+        for kind in [
+            "GUILD_CREATE",
+            "TYPING_START",
+            "GUILD_CREATE",
+            "READY",
+            "GUILD_CREATE",
+        ] {
+            out.inc(kind);
         }
+        out.inc("TYPING_START");
         let text = m.render();
         for needle in [
             "holder_gateway_state{state=\"ready\"} 1",
@@ -272,6 +284,8 @@ mod tests {
             "holder_buffer_depth",
             "holder_heartbeat_rtt_seconds",
             "holder_events_out_total{type=\"GUILD_CREATE\"} 3",
+            "holder_events_out_total{type=\"TYPING_START\"} 2",
+            "holder_events_out_total{type=\"READY\"} 1",
         ] {
             assert!(text.contains(needle), "{needle} missing from\n{text}");
         }

@@ -64,10 +64,19 @@ fn value_end(b: &[u8], i: usize) -> Option<usize> {
     }
 }
 
-/// A string value of plain digits, as a snowflake.
+/// A string value of 1 to 20 plain digits, not 0 and within 64 bits, as a snowflake (the rules of
+/// `Snowflake::from_str`, without its UTF-8 and double digit checks).
 fn id(v: &[u8]) -> Option<Snowflake> {
     let digits = v.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
-    std::str::from_utf8(digits).ok()?.parse().ok()
+    if digits.is_empty() || digits.len() > 20 {
+        return None;
+    }
+    let n = digits.iter().try_fold(0u64, |n, &c| {
+        c.is_ascii_digit()
+            .then(|| n.checked_mul(10)?.checked_add(u64::from(c - b'0')))
+            .flatten()
+    })?;
+    (n != 0).then_some(Snowflake(n))
 }
 
 /// `(guild_id, channel_id)` from the top level of `d`.
@@ -138,6 +147,10 @@ mod tests {
             r#""guild_id""#,
             r#"null"#,
             r#"{"a":[[[]]],"b":{"c":{}},"channel_id":"3"}"#,
+            r#"{"guild_id":"18446744073709551615","channel_id":"18446744073709551616"}"#,
+            r#"{"guild_id":"00000000000000000001","channel_id":"000000000000000000001"}"#,
+            r#"{"guild_id":"","channel_id":"-1"}"#,
+            r#"{"guild_id":"1 ","channel_id":"+2"}"#,
         ];
         for d in cases {
             serde_json::from_str::<serde_json::Value>(d).expect("test input is JSON");
