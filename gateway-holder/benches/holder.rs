@@ -6,7 +6,11 @@
 //! - holder: the real release binary, forwarding to an in-process recording ingest endpoint;
 //!   latency is the sim's send stamp (`_sim_sent_us` in every `d`) to the endpoint's receipt.
 //! - twilight: twilight-gateway 0.18 in a child process (this binary re-run with `--twilight`)
-//!   that only receives (inflate + frame handling, no forwarding); latency is send to receipt.
+//!   that only receives (inflate + frame handling, no forwarding); latency is send to receipt. Two
+//!   of them: on tokio's multi-thread runtime (the usual `#[tokio::main]`; the baseline)
+//!   and on a current-thread runtime like the holder's, which is cheaper per event at low rates.
+//! - The ingest endpoints and the sim live in this process, so their CPU is never counted for a
+//!   receiver; each receiver's CPU is read from its own `/proc/PID`.
 //!
 //! CPU per event is the process's CPU time over the run (all threads, `/proc/PID/task/*/schedstat`,
 //! cross-checked with `/proc/PID/stat` utime+stime) divided by events; peak RSS is `VmHWM`.
@@ -194,7 +198,13 @@ fn workloads(quick: bool) -> Vec<Workload> {
                 rate_per_sec: f64::INFINITY,
                 burst: None,
                 duration: Duration::from_secs(30),
-                max_events: Some(if quick { 5_000 } else { 20_000 }),
+                // `BENCH_CEILING_EVENTS`: a longer ceiling run (e.g. for a profiler).
+                max_events: Some(
+                    std::env::var("BENCH_CEILING_EVENTS")
+                        .ok()
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(if quick { 5_000 } else { 20_000 }),
+                ),
                 mix: discord_sim::TrafficMix::chat(),
             },
         },
@@ -266,21 +276,110 @@ async fn run_all(loads: &[Workload], tck: u64) -> Vec<Row> {
     .await
     .unwrap();
 
-    let (mut holder, holder_sink, server, dir) = spawn_holder(&sim, 0).await;
-    let (mut lingering, linger_sink, server2, dir2) = spawn_holder(&sim, 2).await;
+    let bin = env!("CARGO_BIN_EXE_gateway-holder");
+    let (mut holder, holder_sink, server, dir) = spawn_holder(&sim, bin, 0).await;
+    let (mut lingering, linger_sink, server2, dir2) = spawn_holder(&sim, bin, 2).await;
+    // `BENCH_OTHER_HOLDER=/path/to/gateway-holder`: another build (e.g. before a change) in the
+    // same run, so before/after compare under the same load.
+    let mut other = match std::env::var("BENCH_OTHER_HOLDER") {
+        Ok(path) => Some(spawn_holder(&sim, &path, 0).await),
+        Err(_) => None,
+    };
 
-    // twilight, receiving only, reporting latencies on stdout.
-    let twilight_sink = Sink::new();
-    let mut twilight: Child = Command::new(std::env::current_exe().unwrap())
-        .args(["--twilight", &sim.gateway_url()])
+    // twilight, receiving only, reporting latencies on stdout: once on tokio's default
+    // multi-thread runtime (as its examples run it), once on a current-thread runtime (as the
+    // holder runs), which costs it less per event.
+    let (mut twilight, twilight_sink, reader) = spawn_twilight(&sim, "multi");
+    let (mut twilight1, twilight1_sink, reader1) = spawn_twilight(&sim, "current");
+
+    // READY and GUILD_CREATE arrived everywhere: the pipelines are warm.
+    for sink in [&holder_sink, &linger_sink]
+        .into_iter()
+        .chain(other.as_ref().map(|o| &o.1))
+    {
+        assert!(
+            sink.wait(2, Duration::from_secs(20)).await,
+            "holder never forwarded READY"
+        );
+    }
+    for sink in [&twilight_sink, &twilight1_sink] {
+        assert!(
+            sink.wait(2, Duration::from_secs(20)).await,
+            "twilight never got READY"
+        );
+    }
+    let mut receivers = vec![
+        Receiver {
+            client: "gateway-holder",
+            pid: holder.id(),
+            sink: holder_sink,
+        },
+        Receiver {
+            client: "gateway-holder, linger 2 ms",
+            pid: lingering.id(),
+            sink: linger_sink,
+        },
+        Receiver {
+            client: TWILIGHT,
+            pid: twilight.id(),
+            sink: twilight_sink,
+        },
+        Receiver {
+            client: TWILIGHT_CURRENT,
+            pid: twilight1.id(),
+            sink: twilight1_sink,
+        },
+    ];
+    if let Some(o) = &other {
+        receivers.push(Receiver {
+            client: OTHER,
+            pid: o.0.id(),
+            sink: o.1.clone(),
+        });
+    }
+    let rows = measure(&sim, &receivers, loads, tck).await;
+    for child in [&mut holder, &mut lingering]
+        .into_iter()
+        .chain(other.as_mut().map(|o| &mut o.0))
+    {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    if let Some((_, _, server, dir)) = other {
+        server.abort();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    for child in [&mut twilight, &mut twilight1] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let _ = reader.join();
+    let _ = reader1.join();
+    server.abort();
+    server2.abort();
+    sim.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&dir2);
+    rows
+}
+
+const TWILIGHT: &str = "twilight-gateway (receive only)";
+const TWILIGHT_CURRENT: &str = "twilight, current-thread runtime";
+const OTHER: &str = "BENCH_OTHER_HOLDER";
+
+/// This binary re-run as a twilight receiver on a `multi` or `current` thread tokio runtime.
+fn spawn_twilight(sim: &Sim, runtime: &str) -> (Child, Sink, std::thread::JoinHandle<()>) {
+    let sink = Sink::new();
+    let mut child: Child = Command::new(std::env::current_exe().unwrap())
+        .args(["--twilight", &sim.gateway_url(), runtime])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .expect("twilight child");
-    let out = twilight.stdout.take().unwrap();
+    let out = child.stdout.take().unwrap();
     let reader = {
-        let sink = twilight_sink.clone();
+        let sink = sink.clone();
         std::thread::spawn(move || {
             let mut pending = vec![];
             for line in BufReader::new(out).lines() {
@@ -293,54 +392,13 @@ async fn run_all(loads: &[Workload], tck: u64) -> Vec<Row> {
             }
         })
     };
-
-    // READY and GUILD_CREATE arrived everywhere: the pipelines are warm.
-    for sink in [&holder_sink, &linger_sink] {
-        assert!(
-            sink.wait(2, Duration::from_secs(20)).await,
-            "holder never forwarded READY"
-        );
-    }
-    assert!(
-        twilight_sink.wait(2, Duration::from_secs(20)).await,
-        "twilight never got READY"
-    );
-    let receivers = [
-        Receiver {
-            client: "gateway-holder",
-            pid: holder.id(),
-            sink: holder_sink,
-        },
-        Receiver {
-            client: "gateway-holder, linger 2 ms",
-            pid: lingering.id(),
-            sink: linger_sink,
-        },
-        Receiver {
-            client: "twilight-gateway (receive only)",
-            pid: twilight.id(),
-            sink: twilight_sink,
-        },
-    ];
-    let rows = measure(&sim, &receivers, loads, tck).await;
-    for child in [&mut holder, &mut lingering] {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    let _ = twilight.kill();
-    let _ = twilight.wait();
-    let _ = reader.join();
-    server.abort();
-    server2.abort();
-    sim.shutdown().await;
-    let _ = std::fs::remove_dir_all(&dir);
-    let _ = std::fs::remove_dir_all(&dir2);
-    rows
+    (child, sink, reader)
 }
 
 /// The real holder binary, forwarding to its own in-process ingest endpoint.
 async fn spawn_holder(
     sim: &Sim,
+    bin: &str,
     linger_ms: u64,
 ) -> (Child, Sink, tokio::task::JoinHandle<()>, PathBuf) {
     let sink = Sink::new();
@@ -352,9 +410,13 @@ async fn spawn_holder(
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    let dir = std::env::temp_dir().join(format!("holder-bench-{}-{linger_ms}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "holder-bench-{}-{}",
+        std::process::id(),
+        addr.port()
+    ));
     let _ = std::fs::remove_dir_all(&dir);
-    let child = Command::new(env!("CARGO_BIN_EXE_gateway-holder"))
+    let child = Command::new(bin)
         .env_clear()
         .env("DISCORD_BOT_TOKEN", "sim-token")
         .env("DISCORD_API_URL", sim.api_url())
@@ -421,18 +483,35 @@ async fn twilight_client(url: String) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--twilight") {
+        let url = args.get(i + 1).cloned().expect("--twilight URL");
+        let rt = if args.get(i + 2).map(String::as_str) == Some("current") {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+        } else {
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+        };
+        rt.unwrap().block_on(twilight_client(url));
+        return;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    if let Some(i) = args.iter().position(|a| a == "--twilight") {
-        let url = args.get(i + 1).cloned().expect("--twilight URL");
-        rt.block_on(twilight_client(url));
-        return;
-    }
     let quick = args.iter().any(|a| a == "--quick");
     let tck = clk_tck();
-    let loads = workloads(quick);
+    let mut loads = workloads(quick);
+    // `--only NAME`: just the workloads whose name contains NAME (e.g. for a profiler run).
+    if let Some(only) = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+    {
+        loads.retain(|w| w.name.contains(only.as_str()));
+    }
     let rows = rt.block_on(run_all(&loads, tck));
 
     println!(
@@ -465,27 +544,34 @@ fn main() {
         .iter()
         .filter_map(|w| {
             let find = |c: &str| rows.iter().find(|r| r.client == c && r.workload == w.name);
-            let h = find("gateway-holder")?;
-            let l = find("gateway-holder, linger 2 ms")?;
-            let t = find("twilight-gateway (receive only)")?;
+            let h = find("gateway-holder")?.cpu_us_per_event;
+            let l = find("gateway-holder, linger 2 ms")?.cpu_us_per_event;
+            let t = find(TWILIGHT)?.cpu_us_per_event.max(0.001);
+            let t1 = find(TWILIGHT_CURRENT)?.cpu_us_per_event.max(0.001);
+            let o = find(OTHER).map(|r| r.cpu_us_per_event / t);
             Some(serde_json::json!({
                 "workload": w.name,
-                "holder_cpu_per_event_vs_twilight": h.cpu_us_per_event / t.cpu_us_per_event.max(0.001),
-                "holder_linger_2ms_cpu_per_event_vs_twilight": l.cpu_us_per_event / t.cpu_us_per_event.max(0.001),
+                "other_holder_cpu_per_event_vs_twilight": o,
+                "holder_cpu_per_event_vs_twilight": h / t,
+                "holder_linger_2ms_cpu_per_event_vs_twilight": l / t,
+                "holder_cpu_per_event_vs_twilight_current_thread": h / t1,
+                "holder_linger_2ms_cpu_per_event_vs_twilight_current_thread": l / t1,
             }))
         })
         .collect();
+    let x = |r: &serde_json::Value, k: &str| r[k].as_f64().unwrap_or(0.0);
     for r in &ratio {
         println!(
-            "cpu per event vs twilight, {}: holder {:.2}x, holder with 2 ms linger {:.2}x",
+            "cpu per event vs twilight, {}: holder {:.2}x (vs current-thread twilight {:.2}x), holder with 2 ms linger {:.2}x ({:.2}x)",
             r["workload"].as_str().unwrap_or(""),
-            r["holder_cpu_per_event_vs_twilight"]
-                .as_f64()
-                .unwrap_or(0.0),
-            r["holder_linger_2ms_cpu_per_event_vs_twilight"]
-                .as_f64()
-                .unwrap_or(0.0)
+            x(r, "holder_cpu_per_event_vs_twilight"),
+            x(r, "holder_cpu_per_event_vs_twilight_current_thread"),
+            x(r, "holder_linger_2ms_cpu_per_event_vs_twilight"),
+            x(r, "holder_linger_2ms_cpu_per_event_vs_twilight_current_thread"),
         );
+        if let Some(o) = r["other_holder_cpu_per_event_vs_twilight"].as_f64() {
+            println!("  BENCH_OTHER_HOLDER: {o:.2}x");
+        }
     }
     let out = std::env::var_os("BENCH_OUT")
         .map(PathBuf::from)

@@ -160,19 +160,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         let metrics = metrics.clone();
         tokio::spawn(async move {
             let lag = metrics.bus_lagged.clone();
+            let mut events_in = metrics::TypeCounters::new(&metrics.events_in);
             while let Some(item) = sub
                 .recv(|n| {
                     lag.inc_by(n);
                 })
                 .await
             {
-                metrics
-                    .events_in
-                    .get_or_create(&metrics::Metrics::label(
-                        "type",
-                        item.envelope.kind.as_str(),
-                    ))
-                    .inc();
+                events_in.inc(&item.envelope.kind);
             }
         })
     };

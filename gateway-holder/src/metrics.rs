@@ -200,6 +200,46 @@ impl Metrics {
     }
 }
 
+/// Per-type counters of one family for a caller that counts every event (the bus observer, the
+/// forwarder): the counter handle is found by `&str` in a small local list, so the hot path makes
+/// no label `String` and takes no family lock. Types are Discord's names; past
+/// [`TypeCounters::MAX`] distinct ones the family is used directly.
+pub struct TypeCounters {
+    family: Family<Labels, Counter>,
+    /// Few and skewed (a handful of types carry most events): a scan beats hashing here.
+    cache: Vec<(String, Counter)>,
+}
+
+impl TypeCounters {
+    pub const MAX: usize = 64;
+
+    pub fn new(family: &Family<Labels, Counter>) -> TypeCounters {
+        TypeCounters {
+            family: family.clone(),
+            cache: Vec::new(),
+        }
+    }
+
+    pub fn inc(&mut self, kind: &str) {
+        if let Some(i) = self.cache.iter().position(|(k, _)| k == kind) {
+            self.cache[i].1.inc();
+            // Move up one place: the busiest types end up first.
+            if i > 0 {
+                self.cache.swap(i, i - 1);
+            }
+            return;
+        }
+        let c = self
+            .family
+            .get_or_create(&Metrics::label("type", kind))
+            .clone();
+        c.inc();
+        if self.cache.len() < Self::MAX {
+            self.cache.push((kind.to_owned(), c));
+        }
+    }
+}
+
 pub fn state_name(state: GatewayState) -> &'static str {
     match state {
         GatewayState::Connecting => "connecting",
@@ -224,6 +264,17 @@ mod tests {
             .get_or_create(&Metrics::label("code", "4000"))
             .inc();
         m.forward_latency.observe(0.002);
+        let mut out = TypeCounters::new(&m.events_out);
+        for kind in [
+            "GUILD_CREATE",
+            "TYPING_START",
+            "GUILD_CREATE",
+            "READY",
+            "GUILD_CREATE",
+        ] {
+            out.inc(kind);
+        }
+        out.inc("TYPING_START");
         let text = m.render();
         for needle in [
             "holder_gateway_state{state=\"ready\"} 1",
@@ -232,6 +283,9 @@ mod tests {
             "holder_forward_latency_seconds_bucket",
             "holder_buffer_depth",
             "holder_heartbeat_rtt_seconds",
+            "holder_events_out_total{type=\"GUILD_CREATE\"} 3",
+            "holder_events_out_total{type=\"TYPING_START\"} 2",
+            "holder_events_out_total{type=\"READY\"} 1",
         ] {
             assert!(text.contains(needle), "{needle} missing from\n{text}");
         }

@@ -32,8 +32,13 @@ impl Entry {
             seq: e.seq,
             session_id: e.session_id.clone(),
             kind: e.kind.clone(),
-            // Serializing plain strings, integers and a RawValue cannot fail.
-            json: serde_json::to_vec(e).expect("an envelope always serializes"),
+            json: {
+                // Sized up front: growing from empty re-copied `d` several times per envelope.
+                let mut json = Vec::with_capacity(e.d.get().len() + e.session_id.len() + 256);
+                // Serializing plain strings, integers and a RawValue cannot fail.
+                serde_json::to_writer(&mut json, e).expect("an envelope always serializes");
+                json
+            },
             received: Some(d.received),
         }
     }

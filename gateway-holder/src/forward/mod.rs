@@ -7,10 +7,12 @@
 //!
 //! - [`batcher`]: encoded envelopes, the ordered buffer, the batch body.
 //! - [`spill`]: the JSONL segment files.
-//! - [`poster`]: one POST and what its status means.
+//! - [`poster`]: one POST and what its status means, on one keep-alive connection.
+//! - [`quiet`]: the link's socket, whose answers are read when needed instead of waking the process.
 
 pub mod batcher;
 pub mod poster;
+pub mod quiet;
 pub mod spill;
 
 use crate::{
@@ -77,6 +79,7 @@ pub struct Forwarder {
     /// Set when the process must end soon (a fatal close): flush time is up at once.
     hurry: watch::Receiver<bool>,
     hurried: bool,
+    events_out: crate::metrics::TypeCounters,
 }
 
 /// Resolves once `hurry` is true; never if its sender is gone.
@@ -100,6 +103,7 @@ impl Forwarder {
     ) -> std::io::Result<Forwarder> {
         let spill = spill::Spill::open(&store.dir().join("spill"), cfg.spill_max_bytes)?;
         let snap = store.snapshot();
+        let events_out = crate::metrics::TypeCounters::new(&metrics.events_out);
         Ok(Forwarder {
             buffer: Buffer::new(spill, cfg.memory_limit_bytes),
             gaps: snap.pending_gaps,
@@ -117,6 +121,7 @@ impl Forwarder {
             flush_deadline: None,
             hurry,
             hurried: false,
+            events_out,
         })
     }
 
@@ -278,17 +283,26 @@ impl Forwarder {
             };
             let body = encode_batch(&meta, self.buffer.entries(take), &self.gaps);
             let gaps_sent = self.gaps.len();
+            let sent_at = std::time::Instant::now();
             let post = self.poster.clone().post(body);
             tokio::pin!(post);
             let outcome = loop {
                 let deadline = self.flush_deadline;
                 tokio::select! {
                     o = &mut post => break Some(o),
-                    item = self.rx.recv(), if self.input_open => self.accept(item),
+                    item = self.rx.recv(), if self.input_open => {
+                        self.accept(item);
+                        // More to send (or the bus closed): the answer is wanted now.
+                        self.poster.need_answer();
+                    }
                     _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                        self.poster.need_answer();
                         if self.flush_expired() { break None; }
                     }
-                    _ = hurried(&mut self.hurry), if !self.hurried => self.hurry_up(),
+                    _ = hurried(&mut self.hurry), if !self.hurried => {
+                        self.hurry_up();
+                        self.poster.need_answer();
+                    }
                 }
             };
             last_post = Some(Instant::now());
@@ -299,7 +313,8 @@ impl Forwarder {
             match outcome {
                 Outcome::Accepted => {
                     state_sent = Some(state_seen);
-                    self.delivered(take, gaps_sent);
+                    self.delivered(take, gaps_sent, sent_at);
+                    self.store.flush_cursor();
                     backoff.reset();
                     max_items = self.cfg.max_batch_items;
                     if link_failed {
@@ -388,18 +403,15 @@ impl Forwarder {
             .inc();
     }
 
-    fn delivered(&mut self, take: Take, gaps_sent: usize) {
-        let now = std::time::Instant::now();
+    /// `sent_at`: when the accepted POST left (the answer itself may be read later, see `quiet.rs`).
+    fn delivered(&mut self, take: Take, gaps_sent: usize, sent_at: std::time::Instant) {
         self.metrics.batch_size.observe(take.n as f64);
         for e in self.buffer.entries(take) {
-            self.metrics
-                .events_out
-                .get_or_create(&Metrics::label("type", e.kind.as_str()))
-                .inc();
+            self.events_out.inc(&e.kind);
             if let Some(r) = e.received {
                 self.metrics
                     .forward_latency
-                    .observe(now.duration_since(r).as_secs_f64());
+                    .observe(sent_at.saturating_duration_since(r).as_secs_f64());
             }
         }
         match self.buffer.commit(take) {
