@@ -11,10 +11,13 @@
 //! - [`stack`]: the real holder binary as a child process (whole-pipeline tests).
 //! - [`pipeline`], [`pipeline_report`]: the whole-pipeline bench (sim → holder → edge →
 //!   clients) and its JSON / Markdown / PNG report.
+//! - [`command_bench`]: command dispatch latency (browser POST → the sim's REST record) at
+//!   several sender counts, with the holder and the sim as baselines.
 //!
 //! Only 127.0.0.1 is used. Every wait has a deadline; nothing sleeps to synchronise.
 
 pub mod browser;
+pub mod command_bench;
 pub mod edge;
 pub mod holder;
 pub mod http;
