@@ -79,6 +79,9 @@ pub struct Config {
     pub channels: usize,
     /// Entries measured at every sender count, in order.
     pub entries: Vec<Entry>,
+    /// Run wrangler at `--log-level log` and read the Worker's per-command log lines (its own
+    /// timings, ms resolution); costs wrangler some CPU per command.
+    pub edge_log: bool,
 }
 
 /// One step: one entry at one sender count.
@@ -111,6 +114,15 @@ pub struct Step {
     pub dispatch: Percentiles,
     /// POST start → the answer read by the sender.
     pub answer: Percentiles,
+    /// Per hop, from the holder's `command received` log line (its tracing timestamp) for the
+    /// command's trace id: POST start → the holder having the command, and from there → the sim.
+    pub to_holder: Percentiles,
+    pub holder_to_sim: Percentiles,
+    /// The Worker's own timings from its log lines (with `edge_log`): handler start → the hub
+    /// admitted the command (session check, body, the hub's admission), and handler start → the
+    /// holder's answer.
+    pub worker_admit: Percentiles,
+    pub worker_total: Percentiles,
     /// The holder's own view over the step (from its `/metrics`): mean queue wait and mean
     /// POST /commands → Discord's answer, in ms.
     pub holder_queue_wait_mean_ms: Option<f64>,
@@ -468,7 +480,7 @@ impl Stack {
         let holder_port = free_port();
         let holder_url = format!("http://127.0.0.1:{holder_port}");
         let guild_id = GUILD_ID.to_string();
-        let edge = Edge::start(
+        let edge = Edge::start_with_log_level(
             &cfg.name,
             &[
                 ("HOLDER_URL", &holder_url),
@@ -476,6 +488,7 @@ impl Stack {
                 ("ACTION_RATE_PER_SEC", "100"),
                 ("ACTION_BURST", "100"),
             ],
+            if cfg.edge_log { "log" } else { "warn" },
         );
         let holder = HolderProc::start(&cfg.name, holder_port, edge.port, &sim.api_url());
         let worker_port = edge.worker_port().unwrap_or(edge.port);
@@ -659,6 +672,12 @@ impl Stack {
             .map(|i| at[i..].partition_point(|t| *t < at[i] + 1_000_000))
             .max()
             .unwrap_or(0);
+        let received = if entry == Entry::Sim {
+            HashMap::new()
+        } else {
+            holder_received(&self.holder.log_text(), &format!("{tag:016x}"))
+        };
+        let (mut to_holder, mut holder_to_sim) = (Vec::new(), Vec::new());
         let mut dispatch = Vec::new();
         let mut answer = Vec::new();
         for s in &sent {
@@ -674,6 +693,10 @@ impl Stack {
                 Some([r]) => {
                     step.dispatched += 1;
                     dispatch.push(r.at_us.saturating_sub(s.start_us));
+                    if let Some(h) = received.get(s.trace.as_str()) {
+                        to_holder.push(h.saturating_sub(s.start_us));
+                        holder_to_sim.push(r.at_us.saturating_sub(*h));
+                    }
                 }
                 Some(rs) if rs.len() > 1 => {
                     step.duplicated += 1;
@@ -686,6 +709,13 @@ impl Stack {
         }
         step.dispatch = percentiles(dispatch);
         step.answer = percentiles(answer);
+        if cfg.edge_log && matches!(entry, Entry::EdgeWorker | Entry::EdgeProxy) {
+            let (admit, total) = worker_timings(&self.edge.log_text(), &format!("{tag:016x}"));
+            step.worker_admit = percentiles(admit);
+            step.worker_total = percentiles(total);
+        }
+        step.to_holder = percentiles(to_holder);
+        step.holder_to_sim = percentiles(holder_to_sim);
         if matches!(entry, Entry::EdgeWorker | Entry::EdgeProxy | Entry::Holder) {
             step.holder_queue_wait_mean_ms = mean_ms(
                 &holder_before,
@@ -700,6 +730,75 @@ impl Stack {
         }
         step
     }
+}
+
+/// Unix µs of a UTC RFC 3339 timestamp as `tracing` prints it (`2026-11-26T10:11:20.919175Z`).
+fn rfc3339_us(t: &str) -> Option<u64> {
+    let (date, time) = t.strip_suffix('Z')?.split_once('T')?;
+    let mut d = date.split('-').map(|v| v.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let mut h = hms.split(':').map(|v| v.parse::<i64>().ok());
+    let (hh, mm, ss) = (h.next()??, h.next()??, h.next()??);
+    let micros: i64 = format!("{frac:0<6}").get(..6)?.parse().ok()?;
+    // Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
+    u64::try_from(secs * 1_000_000 + micros).ok()
+}
+
+/// Trace id → when the holder logged `command received` for it (unix µs), for trace ids
+/// starting with `prefix`.
+fn holder_received(log: &str, prefix: &str) -> HashMap<String, u64> {
+    let mut out = HashMap::new();
+    for line in log.lines().filter(|l| l.contains("command received")) {
+        let Some(trace) = line
+            .split_once("trace_id=")
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .map(|t| t.trim_matches('"'))
+            .filter(|t| t.starts_with(prefix))
+        else {
+            continue;
+        };
+        if let Some(at) = line.split_whitespace().next().and_then(rfc3339_us) {
+            out.entry(trace.to_string()).or_insert(at);
+        }
+    }
+    out
+}
+
+/// From the Worker's log lines for trace ids starting with `prefix`: (handler start → admitted,
+/// handler start → the holder's answer), in µs (the Worker logs whole ms).
+fn worker_timings(log: &str, prefix: &str) -> (Vec<u64>, Vec<u64>) {
+    let needle = format!("trace={prefix}");
+    let ms_after = |line: &str, key: &str| {
+        line.split_once(key)?
+            .1
+            .split_whitespace()
+            .next()?
+            .parse::<u64>()
+            .ok()
+            .map(|ms| ms * 1000)
+    };
+    let (mut admit, mut total) = (Vec::new(), Vec::new());
+    for line in log.lines().filter(|l| l.contains(&needle)) {
+        if let Some(v) = ms_after(line, "(admitted in ") {
+            admit.push(v);
+        } else if line.contains("holder answered") {
+            if let Some(v) = line
+                .rsplit_once(" in ")
+                .and_then(|(_, r)| r.split_whitespace().next()?.parse::<u64>().ok())
+            {
+                total.push(v * 1000);
+            }
+        }
+    }
+    (admit, total)
 }
 
 /// The trace id of a REST record's `traceparent`.
@@ -812,6 +911,19 @@ fn ms(v: f64) -> String {
     }
 }
 
+fn hops(st: &Step) -> String {
+    if st.to_holder.count == 0 {
+        return "—".into();
+    }
+    format!(
+        "{}, {} / {}, {}",
+        ms(st.to_holder.p50_ms),
+        ms(st.to_holder.p95_ms),
+        ms(st.holder_to_sim.p50_ms),
+        ms(st.holder_to_sim.p95_ms)
+    )
+}
+
 fn ratio(v: Option<f64>) -> String {
     v.map_or("—".into(), |r| format!("×{r:.1}"))
 }
@@ -829,9 +941,9 @@ pub fn markdown(r: &Report) -> String {
     );
     let _ = writeln!(
         s,
-        "| senders | entry | commands (send / react / typing) | answers | dispatch p50 / p95 / p99 (ms) | p95 vs holder / sim | answer p50 / p95 / p99 (ms) | holder queue wait / dispatch mean (ms) | sim calls peak /s | sim 429s | missing / dup | late slots |"
+        "| senders | entry | commands (send / react / typing) | answers | dispatch p50 / p95 / p99 (ms) | p95 vs holder / sim | answer p50 / p95 / p99 (ms) | POST→holder / holder→sim p50, p95 (ms) | holder queue wait / dispatch mean (ms) | sim calls peak /s | sim 429s | missing / dup | late slots |"
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for st in &r.steps {
         let k = |n: &str| st.kinds.get(n).copied().unwrap_or(0);
         let statuses: Vec<String> = st
@@ -843,7 +955,7 @@ pub fn markdown(r: &Report) -> String {
         let a = &st.answer;
         let _ = writeln!(
             s,
-            "| {} | {} | {} ({} / {} / {}) | {} | {} / {} / {} | {} / {} | {} / {} / {} | {} / {} | {} | {} | {} / {} | {} |",
+            "| {} | {} | {} ({} / {} / {}) | {} | {} / {} / {} | {} / {} | {} / {} / {} | {} | {} / {} | {} | {} | {} / {} | {} |",
             st.senders,
             st.entry.map_or("?", Entry::label),
             st.commands,
@@ -859,6 +971,7 @@ pub fn markdown(r: &Report) -> String {
             ms(a.p50_ms),
             ms(a.p95_ms),
             ms(a.p99_ms),
+            hops(st),
             st.holder_queue_wait_mean_ms.map_or("—".into(), ms),
             st.holder_dispatch_mean_ms.map_or("—".into(), ms),
             st.sim_peak_per_sec,
@@ -867,6 +980,25 @@ pub fn markdown(r: &Report) -> String {
             st.duplicated,
             st.late_slots
         );
+    }
+    if c.edge_log {
+        let _ = writeln!(
+            s,
+            "\n| senders | entry | Worker: start → admitted p50 / p95 (ms) | Worker: start → holder answered p50 / p95 (ms) |"
+        );
+        let _ = writeln!(s, "|---|---|---|---|");
+        for st in r.steps.iter().filter(|s| s.worker_total.count > 0) {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} / {} | {} / {} |",
+                st.senders,
+                st.entry.map_or("?", Entry::label),
+                ms(st.worker_admit.p50_ms),
+                ms(st.worker_admit.p95_ms),
+                ms(st.worker_total.p50_ms),
+                ms(st.worker_total.p95_ms)
+            );
+        }
     }
     let _ = writeln!(s);
     for st in r
@@ -913,4 +1045,36 @@ pub fn write(dir: &Path, r: &Report) -> std::io::Result<Vec<PathBuf>> {
     let md = dir.join("command-bench.md");
     std::fs::write(&md, markdown(r))?;
     Ok(vec![json, md])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_tracing_timestamps() {
+        assert_eq!(rfc3339_us("1970-01-01T00:00:00.000001Z"), Some(1));
+        assert_eq!(
+            rfc3339_us("2026-11-26T10:11:20.919175Z"),
+            Some(1_795_687_880_919_175)
+        );
+        assert_eq!(
+            rfc3339_us("2000-03-01T00:00:00Z"),
+            Some(951_868_800_000_000)
+        );
+        assert_eq!(rfc3339_us("not a time"), None);
+    }
+
+    #[test]
+    fn finds_the_holder_receipt_of_each_trace() {
+        let log = "2026-11-26T10:11:20.919175Z  INFO gateway_holder::commands::http: command received trace_id=00ab0000000000000000000000000001 command_id=c1 kind=\"send_message\"\n\
+                   2026-11-26T10:11:20.920131Z  INFO gateway_holder::commands::executor: discord call trace_id=\"00ab0000000000000000000000000001\" status=200\n\
+                   2026-11-26T10:11:21.000000Z  INFO gateway_holder::commands::http: command received trace_id=ffff0000000000000000000000000002 command_id=c2\n";
+        let got = holder_received(log, "00ab");
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            got.get("00ab0000000000000000000000000001"),
+            Some(&1_795_687_880_919_175)
+        );
+    }
 }

@@ -8,8 +8,9 @@
 //!
 //! `cargo run -p e2e-tests --release --bin command-bench -- [--senders 10,50,200]
 //!  [--seconds 15] [--rate 40] [--channels 100] [--entries edge,proxy,holder,sim]
-//!  [--out target/bench] [--quick]`
-//! (`--quick`: 10 and 50 senders, 4 s per step.)
+//!  [--out target/bench] [--quick] [--edge-log]`
+//! (`--quick`: 10 and 50 senders, 4 s per step; `--edge-log`: wrangler at `--log-level log`, and
+//! the Worker's own per-command timings from its log lines.)
 
 use e2e_tests::command_bench::{self, Config, Entry};
 use std::path::PathBuf;
@@ -33,11 +34,17 @@ fn args() -> (Config, PathBuf) {
             Entry::Holder,
             Entry::Sim,
         ],
+        edge_log: false,
     };
     let mut out = e2e_tests::repo_root().join("target").join("bench");
     let v: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < v.len() {
+        if v[i] == "--edge-log" {
+            cfg.edge_log = true;
+            i += 1;
+            continue;
+        }
         if v[i] == "--quick" {
             cfg.senders = vec![10, 50];
             cfg.step = Duration::from_secs(4);
