@@ -710,7 +710,17 @@ impl Stack {
         step.dispatch = percentiles(dispatch);
         step.answer = percentiles(answer);
         if cfg.edge_log && matches!(entry, Entry::EdgeWorker | Entry::EdgeProxy) {
-            let (admit, total) = worker_timings(&self.edge.log_text(), &format!("{tag:016x}"));
+            // wrangler writes the Worker's lines some time after the answers; poll its log
+            // (a file: nothing to await) until every answered command's line is there, bounded.
+            let answered = sent.iter().filter(|s| s.status != 0).count();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let (admit, total) = loop {
+                let (a, t) = worker_timings(&self.edge.log_text(), &format!("{tag:016x}"));
+                if t.len() >= answered || Instant::now() > deadline {
+                    break (a, t);
+                }
+                thread::sleep(Duration::from_millis(100));
+            };
             step.worker_admit = percentiles(admit);
             step.worker_total = percentiles(total);
         }
