@@ -241,8 +241,9 @@ pub(crate) async fn handle(
         .with_body(Some(JsValue::from_str(&holder_body)));
     let url = format!("{}/commands", config.commands.holder_url);
     console_log!(
-        "actions: trace={trace} command={command_id} {} user={key} -> holder",
-        action.name()
+        "actions: trace={trace} command={command_id} {} user={key} -> holder (admitted in {} ms)",
+        action.name(),
+        (js_sys::Date::now() - started) as u64
     );
     let holder_req = Request::new_with_init(&url, &init)?;
     let exchange = async move {

@@ -13,12 +13,15 @@
 //!   clients) and its JSON / Markdown / PNG report; [`sse_fleet`]: its SSE clients, many on one
 //!   thread; [`baseline_twilight`], [`baseline_better_sse`]: the baselines it runs beside the
 //!   pipeline (twilight-gateway bare receive; a `better-sse` Node fan-out).
+//! - [`command_bench`]: command dispatch latency (browser POST → the sim's REST record) at
+//!   several sender counts, with the holder and the sim as baselines.
 //!
 //! Only 127.0.0.1 is used. Every wait has a deadline; nothing sleeps to synchronise.
 
 pub mod baseline_better_sse;
 pub mod baseline_twilight;
 pub mod browser;
+pub mod command_bench;
 pub mod edge;
 pub mod holder;
 pub mod http;

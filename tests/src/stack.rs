@@ -15,6 +15,20 @@ use std::time::{Duration, Instant};
 /// with the 1.5 s heartbeat the holder's tests use: short enough for quick zombie detection, long
 /// enough that a loaded machine doesn't time sessions out.
 pub fn start_sim(worker_threads: usize) -> (tokio::runtime::Runtime, discord_sim::Sim) {
+    start_sim_with(
+        worker_threads,
+        discord_sim::SimConfig {
+            heartbeat_interval: Duration::from_millis(1500),
+            ..Default::default()
+        },
+    )
+}
+
+/// [`start_sim`] with a given configuration (e.g. a guild with more channels).
+pub fn start_sim_with(
+    worker_threads: usize,
+    config: discord_sim::SimConfig,
+) -> (tokio::runtime::Runtime, discord_sim::Sim) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(worker_threads)
         .enable_all()
@@ -23,10 +37,7 @@ pub fn start_sim(worker_threads: usize) -> (tokio::runtime::Runtime, discord_sim
     let sim = rt
         .block_on(discord_sim::Sim::start(
             "127.0.0.1:0".parse().expect("loopback address"),
-            discord_sim::SimConfig {
-                heartbeat_interval: Duration::from_millis(1500),
-                ..Default::default()
-            },
+            config,
         ))
         .expect("start discord-sim");
     (rt, sim)

@@ -105,6 +105,19 @@ impl Default for LimitSettings {
     }
 }
 
+/// The proactive global limit as a GCRA quota that never lets more than `per_second` calls into
+/// any one-second window: a tenth of the limit as burst, the rest as the steady rate. A plain
+/// `per_second(50)` also allows a burst of 50, so a backlog released at once (after a pause, or a
+/// stalled sender) puts up to 100 calls into one second; Discord (and discord-sim) then answer a
+/// global 429, the pause that follows builds the next backlog, and every command waits a second.
+fn global_quota(per_second: u32) -> Quota {
+    let per_second = per_second.max(1);
+    let burst = (per_second / 10).max(1);
+    let steady = per_second.saturating_sub(burst).max(1);
+    Quota::per_second(NonZeroU32::new(steady).expect("at least 1"))
+        .allow_burst(NonZeroU32::new(burst).expect("at least 1"))
+}
+
 /// Counters for metrics.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LimitCounts {
@@ -138,9 +151,8 @@ pub struct BucketPermit {
 
 impl RestLimits {
     pub fn new(settings: LimitSettings) -> Self {
-        let per_second = NonZeroU32::new(settings.global_per_second.max(1)).expect("at least 1");
         RestLimits {
-            global: RateLimiter::direct(Quota::per_second(per_second)),
+            global: RateLimiter::direct(global_quota(settings.global_per_second)),
             settings,
             state: Mutex::new(State {
                 hashes: HashMap::new(),
@@ -515,7 +527,52 @@ mod tests {
         drop(limits.acquire(&r, later()).await.unwrap());
     }
 
-    // governor keeps its own (real) clock, so this one runs in real time.
+    // governor keeps its own (real) clock, so these run in real time.
+    #[tokio::test]
+    async fn no_second_ever_holds_more_than_the_global_limit() {
+        let limits = RestLimits::new(LimitSettings {
+            global_per_second: 20,
+            ..LimitSettings::default()
+        });
+        // A backlog of 45 calls released at once, after an idle second.
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let mut at = Vec::new();
+        for i in 0..45 {
+            drop(
+                limits
+                    .acquire(&route(&i.to_string()), later())
+                    .await
+                    .unwrap(),
+            );
+            at.push(std::time::Instant::now());
+        }
+        for (i, t) in at.iter().enumerate() {
+            let in_window = at[i..]
+                .iter()
+                .take_while(|u| u.duration_since(*t) < Duration::from_secs(1))
+                .count();
+            assert!(
+                in_window <= 20,
+                "{in_window} calls in the second after call {i}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_global_quota_splits_burst_and_steady_rate() {
+        for (limit, burst, per_cell_ms) in
+            [(50, 5, 1000 / 45), (5, 1, 250), (1, 1, 1000), (0, 1, 1000)]
+        {
+            let q = global_quota(limit);
+            assert_eq!(q.burst_size().get(), burst, "limit {limit}");
+            assert_eq!(
+                q.replenish_interval().as_millis() as u32,
+                per_cell_ms,
+                "limit {limit}"
+            );
+        }
+    }
+
     #[tokio::test]
     async fn the_global_limit_spaces_calls() {
         let limits = RestLimits::new(LimitSettings {
