@@ -270,16 +270,14 @@ fn send_one(
     };
     let result = match ctx.entry {
         Entry::EdgeWorker | Entry::EdgeProxy => {
-            let (path, body) = match &command {
-                Command::SendMessage(c) => ("/api/actions/send-message", serde_json::to_vec(c)),
-                Command::AddReaction(c) => ("/api/actions/add-reaction", serde_json::to_vec(c)),
-                Command::TypingStart(c) => ("/api/actions/typing-start", serde_json::to_vec(c)),
-            };
-            let body = body.expect("contract types serialize");
+            // The browser's body is the command's `body` (the holder's form is `{kind, body}`).
+            let tagged = serde_json::to_value(&command).expect("contract types serialize");
+            let body = tagged["body"].to_string().into_bytes();
+            let path = format!("/api/actions/{}", kind.name().replace('_', "-"));
             http::request(
                 ctx.port,
                 "POST",
-                path,
+                &path,
                 &[
                     ("Authorization", auth),
                     ("Content-Type", "application/json"),
