@@ -21,30 +21,7 @@ struct Setup {
 }
 
 async fn setup(extra: &[(&str, &str)]) -> Setup {
-    let sim = start_sim(sim_config()).await;
-    let ingest = Ingest::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let holder = Holder::spawn(&HolderEnv {
-        api_url: sim.api_url(),
-        edge_url: ingest.url(),
-        state_dir: dir.path().to_path_buf(),
-        zlib: false,
-        extra: extra
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-    });
-    let addr = holder.http_addr().await;
-    // Identified: the holder's own start-up calls (GET /gateway/bot) are behind us.
-    sim.wait_for(|st| st.identifies >= 1).await;
-    Setup {
-        sim,
-        _ingest: ingest,
-        holder,
-        addr,
-        client: http_client(),
-        _dir: dir,
-    }
+    setup_with(sim_config(), false, extra).await
 }
 
 fn command(id: &str, user: &str, kind: &str, body: Value, wait_ms: u64) -> Value {
@@ -453,7 +430,11 @@ fn voice(id: &str, channel: Option<u64>, wait_ms: u64) -> Value {
     )
 }
 
-async fn setup_with(sim_config: discord_sim::SimConfig, extra: &[(&str, &str)]) -> Setup {
+async fn setup_with(
+    sim_config: discord_sim::SimConfig,
+    zlib: bool,
+    extra: &[(&str, &str)],
+) -> Setup {
     let sim = start_sim(sim_config).await;
     let ingest = Ingest::start().await;
     let dir = tempfile::tempdir().unwrap();
@@ -461,13 +442,14 @@ async fn setup_with(sim_config: discord_sim::SimConfig, extra: &[(&str, &str)]) 
         api_url: sim.api_url(),
         edge_url: ingest.url(),
         state_dir: dir.path().to_path_buf(),
-        zlib: true,
+        zlib,
         extra: extra
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
     });
     let addr = holder.http_addr().await;
+    // Identified: the holder's own start-up calls (GET /gateway/bot) are behind us.
     sim.wait_for(|st| st.identifies >= 1).await;
     Setup {
         sim,
@@ -572,6 +554,7 @@ async fn member_requests_are_paced_per_guild_and_discord_never_says_rate_limited
             member_request_window: Duration::from_millis(1000),
             ..sim_config()
         },
+        true,
         &[("HOLDER_MEMBER_REQUEST_INTERVAL_MS", "1100")],
     )
     .await;

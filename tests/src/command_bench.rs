@@ -15,6 +15,7 @@
 
 use crate::edge::{Edge, JWT_SECRET, LINK_TOKEN};
 use crate::pipeline::Percentiles;
+use crate::pipeline_report::ms;
 use crate::stack::HolderProc;
 use crate::{free_port, http, now_ms};
 use contracts::{
@@ -412,19 +413,7 @@ fn sender(ctx: Arc<StepCtx>, i: usize, user: String, auth: String) -> (Vec<Sent>
 
 fn percentiles(mut us: Vec<u64>) -> Percentiles {
     us.sort_unstable();
-    let at = |p: f64| {
-        if us.is_empty() {
-            return f64::NAN;
-        }
-        us[((us.len() as f64 - 1.0) * p).round() as usize] as f64 / 1000.0
-    };
-    Percentiles {
-        count: us.len(),
-        p50_ms: at(0.5),
-        p95_ms: at(0.95),
-        p99_ms: at(0.99),
-        max_ms: at(1.0),
-    }
+    Percentiles::of(&us)
 }
 
 /// (sum, count) of a histogram in the holder's Prometheus text.
@@ -907,16 +896,6 @@ pub fn run(cfg: &Config, progress: &dyn Fn(&str)) -> Report {
     drop(edge);
     rt.block_on(sim.shutdown());
     report
-}
-
-fn ms(v: f64) -> String {
-    if v.is_nan() {
-        "n/a".into()
-    } else if v < 10.0 {
-        format!("{v:.2}")
-    } else {
-        format!("{v:.1}")
-    }
 }
 
 fn hops(st: &Step) -> String {

@@ -121,7 +121,8 @@ pub struct Percentiles {
 }
 
 impl Percentiles {
-    fn of(sorted_us: &[u64]) -> Percentiles {
+    /// Percentiles (in ms) of sorted microsecond samples; NaN when there are none.
+    pub fn of(sorted_us: &[u64]) -> Percentiles {
         let at = |p: f64| {
             if sorted_us.is_empty() {
                 return f64::NAN;

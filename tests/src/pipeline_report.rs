@@ -21,7 +21,8 @@ fn font_ready() -> bool {
     })
 }
 
-fn ms(v: f64) -> String {
+/// A latency in ms for a table: two decimals below 10 ms, whole ms above, `n/a` for none.
+pub fn ms(v: f64) -> String {
     if v.is_nan() {
         "n/a".into()
     } else if v < 10.0 {

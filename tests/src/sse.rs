@@ -27,6 +27,47 @@ pub enum Item {
     Retry(u64),
 }
 
+/// The items of one event block (the text between two blank lines, without them), in order:
+/// comments and `retry:` as they come, then the event if any field named one.
+pub fn parse_block(text: &str, mut emit: impl FnMut(Item)) {
+    let mut ev = Event {
+        id: None,
+        event: "message".into(),
+        data: String::new(),
+    };
+    let mut has_field = false;
+    for line in text.split('\n') {
+        if let Some(c) = line.strip_prefix(':') {
+            emit(Item::Comment(c.trim().to_string()));
+            continue;
+        }
+        let (k, v) = line.split_once(':').unwrap_or((line, ""));
+        let v = v.strip_prefix(' ').unwrap_or(v);
+        match k {
+            "retry" => emit(Item::Retry(v.parse().unwrap_or(0))),
+            "id" => {
+                ev.id = v.parse().ok();
+                has_field = true;
+            }
+            "event" => {
+                ev.event = v.to_string();
+                has_field = true;
+            }
+            "data" => {
+                if !ev.data.is_empty() {
+                    ev.data.push('\n');
+                }
+                ev.data.push_str(v);
+                has_field = true;
+            }
+            _ => {}
+        }
+    }
+    if has_field {
+        emit(Item::Event(ev));
+    }
+}
+
 pub struct SseClient {
     pub status: u16,
     pub headers: Vec<(String, String)>,
@@ -110,46 +151,8 @@ impl SseClient {
         let now = Instant::now();
         while let Some(end) = self.buf.windows(2).position(|w| w == b"\n\n") {
             let block: Vec<u8> = self.buf.drain(..end + 2).collect();
-            let text = String::from_utf8_lossy(&block[..end]).into_owned();
-            let mut ev = Event {
-                id: None,
-                event: "message".into(),
-                data: String::new(),
-            };
-            let mut has_field = false;
-            for line in text.split('\n') {
-                if let Some(c) = line.strip_prefix(':') {
-                    self.items
-                        .push_back((Item::Comment(c.trim().to_string()), now));
-                    continue;
-                }
-                let (k, v) = line.split_once(':').unwrap_or((line, ""));
-                let v = v.strip_prefix(' ').unwrap_or(v);
-                match k {
-                    "retry" => self
-                        .items
-                        .push_back((Item::Retry(v.parse().unwrap_or(0)), now)),
-                    "id" => {
-                        ev.id = v.parse().ok();
-                        has_field = true;
-                    }
-                    "event" => {
-                        ev.event = v.to_string();
-                        has_field = true;
-                    }
-                    "data" => {
-                        if !ev.data.is_empty() {
-                            ev.data.push('\n');
-                        }
-                        ev.data.push_str(v);
-                        has_field = true;
-                    }
-                    _ => {}
-                }
-            }
-            if has_field {
-                self.items.push_back((Item::Event(ev), now));
-            }
+            let text = String::from_utf8_lossy(&block[..end]);
+            parse_block(&text, |item| self.items.push_back((item, now)));
         }
     }
 

@@ -10,7 +10,7 @@
 //! a saturated client side shows up instead of silently inflating latency.
 
 use crate::http::{header, Dechunker};
-use crate::sse::{Event, Item};
+use crate::sse::{parse_block, Item};
 use std::collections::VecDeque;
 use std::io;
 use std::time::Duration;
@@ -134,45 +134,7 @@ impl AsyncSse {
             let text = String::from_utf8_lossy(&self.buf[start..end]).into_owned();
             start = end + 2;
             self.scanned = start;
-            let mut ev = Event {
-                id: None,
-                event: "message".into(),
-                data: String::new(),
-            };
-            let mut has_field = false;
-            for line in text.split('\n') {
-                if let Some(c) = line.strip_prefix(':') {
-                    self.items
-                        .push_back((Item::Comment(c.trim().to_string()), at_us));
-                    continue;
-                }
-                let (k, v) = line.split_once(':').unwrap_or((line, ""));
-                let v = v.strip_prefix(' ').unwrap_or(v);
-                match k {
-                    "retry" => self
-                        .items
-                        .push_back((Item::Retry(v.parse().unwrap_or(0)), at_us)),
-                    "id" => {
-                        ev.id = v.parse().ok();
-                        has_field = true;
-                    }
-                    "event" => {
-                        ev.event = v.to_string();
-                        has_field = true;
-                    }
-                    "data" => {
-                        if !ev.data.is_empty() {
-                            ev.data.push('\n');
-                        }
-                        ev.data.push_str(v);
-                        has_field = true;
-                    }
-                    _ => {}
-                }
-            }
-            if has_field {
-                self.items.push_back((Item::Event(ev), at_us));
-            }
+            parse_block(&text, |item| self.items.push_back((item, at_us)));
         }
         if start > 0 {
             self.buf.drain(..start);
@@ -208,6 +170,7 @@ impl AsyncSse {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sse::Event;
     use std::io::{Read, Write};
 
     #[test]

@@ -21,8 +21,11 @@ use worker::{Result, SqlStorage, SqlStorageValue};
 /// state, so old ones only matter for retries still in flight).
 const KEEP_EPOCHS: i64 = 32;
 
-/// Events per `INSERT` statement (5 parameters each, well under SQLite's parameter limit).
-const INSERT_ROWS: usize = 64;
+/// A Durable Object's SQLite binds at most 100 parameters per statement (Cloudflare's limits
+/// page; workerd enforces it locally too); each event row binds 5.
+const MAX_BOUND_PARAMETERS: usize = 100;
+/// Events per `INSERT` statement.
+const INSERT_ROWS: usize = MAX_BOUND_PARAMETERS / 5;
 
 pub struct Store {
     sql: SqlStorage,
