@@ -6,7 +6,7 @@ the clients stopped. Samples the Worker's own workerd RSS every 5 s and prints e
 
     python3 tests/bench/edge-memprobe.py [N=100] [PHASE_S=90]
 """
-import http.client, json, os, re, signal, subprocess, sys, threading, time
+import http.client, os, shutil, signal, subprocess, sys, threading, time
 root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 port = 18787
 clients_n = int(sys.argv[1]) if len(sys.argv) > 1 else 100
@@ -80,3 +80,4 @@ phase(f"B ingest + {clients_n} clients")
 stop.set()
 phase("C ingest only again (clients still connected but idle-reading)")
 os.killpg(p.pid, signal.SIGTERM); p.wait(timeout=20)
+shutil.rmtree(persist, ignore_errors=True)
