@@ -211,7 +211,9 @@ pub fn typing_start(guild: &GuildState, channel_id: u64, user_id: u64) -> Resolv
     }
 }
 
-fn voice(
+/// `user_id`'s VOICE_STATE_UPDATE after joining `channel_id` (or leaving, with `None`), updating
+/// the guild (the bot's own op 4 goes through here).
+pub fn user_voice_state(
     guild: &mut GuildState,
     user_id: u64,
     channel_id: Option<u64>,
@@ -236,18 +238,6 @@ fn voice(
         intent: intents::GUILD_VOICE_STATES,
         has_content: false,
     }
-}
-
-/// `user_id`'s VOICE_STATE_UPDATE after joining `channel_id` (or leaving, with `None`), updating
-/// the guild (the bot's own op 4 goes through here).
-pub fn user_voice_state(
-    guild: &mut GuildState,
-    user_id: u64,
-    channel_id: Option<u64>,
-    self_mute: bool,
-    self_deaf: bool,
-) -> Resolved {
-    voice(guild, user_id, channel_id, self_mute, self_deaf)
 }
 
 impl SimEvent {
@@ -297,16 +287,18 @@ impl SimEvent {
                     .voice_of(user_id)
                     .map(|v| (v.self_mute, v.self_deaf))
                     .unwrap_or((false, false));
-                voice(guild, user_id, Some(channel_id), m, d)
+                user_voice_state(guild, user_id, Some(channel_id), m, d)
             }
-            SimEvent::VoiceLeave { user_id } => voice(guild, user_id, None, false, false),
+            SimEvent::VoiceLeave { user_id } => {
+                user_voice_state(guild, user_id, None, false, false)
+            }
             SimEvent::VoiceUpdate {
                 user_id,
                 self_mute,
                 self_deaf,
             } => {
                 let channel = guild.voice_of(user_id).map(|v| v.channel_id);
-                voice(guild, user_id, channel, self_mute, self_deaf)
+                user_voice_state(guild, user_id, channel, self_mute, self_deaf)
             }
             SimEvent::GuildMemberRemove { user_id } => {
                 let user = guild
