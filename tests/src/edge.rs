@@ -204,13 +204,18 @@ impl Edge {
     /// The pid of the workerd process that runs the Worker and its Durable Objects (the one
     /// started with an ephemeral entry socket, not wrangler's proxy on `self.port`).
     pub fn worker_pid(&self) -> Option<u32> {
+        self.pid_where(|args| args.contains("workerd serve") && args.contains("entry=127.0.0.1:0"))
+    }
+
+    /// The first process of this instance (wrangler, its workerds) whose command line matches.
+    pub fn pid_where(&self, matches: impl Fn(&str) -> bool) -> Option<u32> {
         let out = Command::new("ps")
             .args(["-eo", "pid=,args="])
             .output()
             .ok()?;
         let text = String::from_utf8_lossy(&out.stdout);
         text.lines()
-            .filter(|l| l.contains("workerd serve") && l.contains("entry=127.0.0.1:0"))
+            .filter(|l| matches(l))
             .filter_map(|l| l.split_whitespace().next()?.parse::<u32>().ok())
             .find(|p| self.in_my_tree(*p))
     }

@@ -415,18 +415,8 @@ fn main() {
         .worker_pid()
         .expect("find the Worker's workerd process");
     let worker_port = edge.worker_port().expect("find the Worker's own port");
-    let proxy_pid = {
-        let out = Command::new("ps")
-            .args(["-eo", "pid=,args="])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .find(|l| {
-                l.contains("workerd serve") && l.contains(&format!("entry=127.0.0.1:{}", edge.port))
-            })
-            .and_then(|l| l.split_whitespace().next()?.parse::<u32>().ok())
-    };
+    let proxy_entry = format!("entry=127.0.0.1:{}", edge.port);
+    let proxy_pid = edge.pid_where(|l| l.contains("workerd serve") && l.contains(&proxy_entry));
     eprintln!(
         "edge: wrangler port {}, worker port {worker_port}, worker pid {worker_pid}",
         edge.port
@@ -436,19 +426,9 @@ fn main() {
     if let Some(p) = proxy_pid {
         pids.push(("workerd (wrangler proxy)".to_string(), p));
     }
-    let wrangler_node = {
-        let out = Command::new("ps")
-            .args(["-eo", "pid=,args="])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .find(|l| {
-                l.contains("wrangler-dist/cli.js dev")
-                    && l.contains(&format!("--port {}", edge.port))
-            })
-            .and_then(|l| l.split_whitespace().next()?.parse::<u32>().ok())
-    };
+    let node_port = format!("--port {}", edge.port);
+    let wrangler_node =
+        edge.pid_where(|l| l.contains("wrangler-dist/cli.js dev") && l.contains(&node_port));
     if let Some(p) = wrangler_node {
         pids.push(("node (wrangler)".to_string(), p));
     }
