@@ -95,6 +95,11 @@ impl<C: Clone> ClientSet<C> {
         self.len() == 0
     }
 
+    /// Chunks waiting in the clients' queues, summed.
+    pub fn queued(&self) -> usize {
+        self.clients.iter().map(|c| c.queue.borrow().len()).sum()
+    }
+
     fn prune(&mut self) {
         self.clients.retain(|c| c.queue.borrow().is_open());
     }

@@ -69,6 +69,12 @@ pub struct Gauges {
     pub head: u64,
     pub window_events: u64,
     pub link_up: bool,
+    /// Chunks waiting in client queues, summed over clients.
+    pub queued_chunks: u64,
+    /// The isolate's wasm linear memory (it only grows; shared by every object in the isolate).
+    pub wasm_memory_bytes: u64,
+    /// The Durable Object's SQLite database size.
+    pub storage_bytes: u64,
 }
 
 impl Metrics {
@@ -174,6 +180,21 @@ impl Metrics {
             "edge_link_up",
             "1 while the holder link is up.",
             u64::from(g.link_up),
+        );
+        gauge(
+            "edge_queued_chunks",
+            "Chunks waiting in client queues, summed over clients.",
+            g.queued_chunks,
+        );
+        gauge(
+            "edge_wasm_memory_bytes",
+            "The isolate's wasm linear memory (never shrinks).",
+            g.wasm_memory_bytes,
+        );
+        gauge(
+            "edge_storage_bytes",
+            "The Durable Object's SQLite database size.",
+            g.storage_bytes,
         );
         self.ingest_latency.render(
             &mut out,

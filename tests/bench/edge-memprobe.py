@@ -2,7 +2,9 @@
 """Where does workerd's memory go? A diagnostic, not a test: starts `scripts/edge-dev` on port
 18787 with a fresh state dir, then three phases of PHASE_S seconds each at 10 ingest batches/s of
 10 events: A ingest only (no clients), B the same with N SSE clients reading, C ingest again after
-the clients stopped. Samples the Worker's own workerd RSS every 5 s and prints each phase's slope.
+the clients stopped. Samples the Worker's own workerd RSS every 5 s, with the hub's
+`edge_wasm_memory_bytes`, `edge_storage_bytes` and `edge_queued_chunks` from `/metrics`, and
+prints each phase's slope and where it ended.
 
     python3 tests/bench/edge-memprobe.py [N=100] [PHASE_S=90]
 """
@@ -53,18 +55,27 @@ def post_batch(n=10):
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     c.request("POST", "/link/ingest", body, {"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
     r = c.getresponse(); r.read(); assert r.status == 200, r.status
+def gauges():
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request("GET", "/metrics", headers={"Authorization": f"Bearer {token}"})
+    text = c.getresponse().read().decode()
+    want = ("edge_wasm_memory_bytes", "edge_storage_bytes", "edge_queued_chunks")
+    return {l.split()[0]: float(l.split()[1]) for l in text.splitlines() if l.split(" ")[0] in want}
 def phase(name):
-    samples = []; start = time.time(); next_post = start
+    samples = []; start = time.time(); next_post = start; g = {}
     while time.time() - start < phase_s:
         post_batch(); next_post += 0.1
         if len(samples) == 0 or time.time() - samples[-1][0] - start >= 5:
             samples.append((time.time() - start, rss(wpid)))
+            g = gauges()
+            if len(samples) % 6 == 1:
+                print(f"  {name[:1]} t={samples[-1][0]:4.0f}s RSS {samples[-1][1]:.0f} MB, wasm {g.get('edge_wasm_memory_bytes', 0)/2**20:.1f} MB, sqlite {g.get('edge_storage_bytes', 0)/2**20:.1f} MB, queued {g.get('edge_queued_chunks', 0):.0f}", flush=True)
         d = next_post - time.time()
         if d > 0: time.sleep(d)
     xs = [s[0] for s in samples]; ys = [s[1] for s in samples]
     n = len(xs); mx = sum(xs)/n; my = sum(ys)/n
     slope = sum((x-mx)*(y-my) for x,y in zip(xs,ys)) / sum((x-mx)**2 for x in xs) * 60
-    print(f"{name}: {n} samples, RSS {ys[0]:.0f} -> {ys[-1]:.0f} MB, slope {slope:.1f} MB/min, events so far {seq[0]}")
+    print(f"{name}: {n} samples, RSS {ys[0]:.0f} -> {ys[-1]:.0f} MB, slope {slope:.1f} MB/min, events so far {seq[0]}; wasm {g.get('edge_wasm_memory_bytes', 0)/2**20:.1f} MB, sqlite {g.get('edge_storage_bytes', 0)/2**20:.1f} MB, queued chunks {g.get('edge_queued_chunks', 0):.0f}", flush=True)
 stop = threading.Event()
 def reader():
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)

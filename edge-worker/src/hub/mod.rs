@@ -213,11 +213,28 @@ impl Hub {
             head: self.head,
             window_events: self.store.count()?,
             link_up: self.link.state(now, self.config.link_quiet_ms) == LinkState::Up,
+            queued_chunks: self.clients.queued() as u64,
+            wasm_memory_bytes: wasm_memory_bytes(),
+            storage_bytes: self.store.database_size() as u64,
         };
         let mut text = self.metrics.render(&gauges);
         self.command_counters.render(&mut text);
         Ok(text)
     }
+}
+
+/// The isolate's wasm linear memory, in bytes.
+fn wasm_memory_bytes() -> u64 {
+    use worker::wasm_bindgen::JsCast;
+    worker::wasm_bindgen::memory()
+        .dyn_into::<worker::js_sys::WebAssembly::Memory>()
+        .map(|m| {
+            m.buffer()
+                .dyn_into::<worker::js_sys::ArrayBuffer>()
+                .map_or(0, |b| b.byte_length())
+        })
+        .unwrap_or(0)
+        .into()
 }
 
 /// The size limit is applied once this many events are beyond it.

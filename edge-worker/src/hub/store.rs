@@ -77,6 +77,11 @@ impl Store {
         Ok(Store { sql })
     }
 
+    /// The database's size in bytes.
+    pub fn database_size(&self) -> usize {
+        self.sql.database_size()
+    }
+
     fn meta(&self, key: &str) -> Result<Option<String>> {
         let rows: Vec<Value> = self
             .sql

@@ -6,99 +6,100 @@
 //! `command-bench.md` to `--out`, prints the table; exits 1 when a command was lost, duplicated,
 //! refused, or the sim answered a 429.
 //!
-//! `cargo run -p e2e-tests --release --bin command-bench -- [--senders 10,50,200]
-//!  [--seconds 15] [--rate 40] [--channels 100] [--entries edge,proxy,holder,sim]
-//!  [--out target/bench] [--quick] [--edge-log]`
-//! (`--quick`: 10 and 50 senders, 4 s per step; `--edge-log`: wrangler at `--log-level log`, and
-//! the Worker's own per-command timings from its log lines.)
+//! `cargo run -p e2e-tests --release --bin command-bench -- --help` lists the options.
 
 use e2e_tests::command_bench::{self, Config, Entry};
 use std::path::PathBuf;
 use std::time::Duration;
 
-fn fail(msg: &str) -> ! {
-    eprintln!("command-bench: {msg} (see the doc comment at the top of src/bin/command-bench.rs)");
-    std::process::exit(2);
+/// Command dispatch benchmark (see the module doc).
+#[derive(clap::Parser)]
+struct Args {
+    /// Sender counts, one step each.
+    #[arg(long, value_delimiter = ',', default_values_t = [10, 50, 200], value_parser = count)]
+    senders: Vec<usize>,
+    /// Seconds per step.
+    #[arg(long, default_value_t = 15.0, value_parser = positive)]
+    seconds: f64,
+    /// Commands per second over all senders (Discord's global limit is 50).
+    #[arg(long, default_value_t = 40.0, value_parser = rate)]
+    rate: f64,
+    /// Channels the commands are spread over.
+    #[arg(long, default_value_t = 100, value_parser = count)]
+    channels: usize,
+    /// Where the commands enter: the Worker's own port, wrangler's port, the holder, the sim.
+    #[arg(long, value_delimiter = ',', value_enum,
+          default_values_t = [Where::Edge, Where::Proxy, Where::Holder, Where::Sim])]
+    entries: Vec<Where>,
+    /// Where command-bench.json and command-bench.md go (default: target/bench).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// 10 and 50 senders, 4 s per step.
+    #[arg(long)]
+    quick: bool,
+    /// wrangler at `--log-level log`, and the Worker's own per-command timings from its log lines.
+    #[arg(long)]
+    edge_log: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Where {
+    Edge,
+    Proxy,
+    Holder,
+    Sim,
+}
+
+fn count(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("wants a count of at least 1, not {s:?}")),
+    }
+}
+
+fn positive(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(n) if n.is_finite() && n > 0.0 => Ok(n),
+        _ => Err(format!("wants a positive number, not {s:?}")),
+    }
+}
+
+fn rate(s: &str) -> Result<f64, String> {
+    let n = positive(s)?;
+    if n > 50.0 {
+        return Err("over 50 commands/s is beyond Discord's global limit".into());
+    }
+    Ok(n)
 }
 
 fn args() -> (Config, PathBuf) {
-    let mut cfg = Config {
-        name: "command-bench".into(),
-        senders: vec![10, 50, 200],
-        step: Duration::from_secs(15),
-        rate: 40.0,
-        channels: 100,
-        entries: vec![
-            Entry::EdgeWorker,
-            Entry::EdgeProxy,
-            Entry::Holder,
-            Entry::Sim,
-        ],
-        edge_log: false,
+    let a = <Args as clap::Parser>::parse();
+    let (senders, step) = if a.quick {
+        (vec![10, 50], Duration::from_secs(4))
+    } else {
+        (a.senders, Duration::from_secs_f64(a.seconds))
     };
-    let mut out = e2e_tests::repo_root().join("target").join("bench");
-    let v: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < v.len() {
-        if v[i] == "--edge-log" {
-            cfg.edge_log = true;
-            i += 1;
-            continue;
-        }
-        if v[i] == "--quick" {
-            cfg.senders = vec![10, 50];
-            cfg.step = Duration::from_secs(4);
-            i += 1;
-            continue;
-        }
-        let Some(val) = v.get(i + 1) else {
-            fail(&format!("{} needs a value", v[i]))
-        };
-        let number = |name: &str| -> f64 {
-            match val.parse::<f64>() {
-                Ok(n) if n.is_finite() && n > 0.0 => n,
-                _ => fail(&format!("{name} must be a positive number, not {val:?}")),
-            }
-        };
-        match v[i].as_str() {
-            "--senders" => {
-                cfg.senders = val
-                    .split(',')
-                    .map(|s| match s.trim().parse::<usize>() {
-                        Ok(n) if n > 0 => n,
-                        _ => fail(&format!(
-                            "--senders wants counts like 10,50,200, not {val:?}"
-                        )),
-                    })
-                    .collect()
-            }
-            "--seconds" => cfg.step = Duration::from_secs_f64(number("--seconds")),
-            "--rate" => {
-                cfg.rate = number("--rate");
-                if cfg.rate > 50.0 {
-                    fail("--rate over 50 commands/s is beyond Discord's global limit")
-                }
-            }
-            "--channels" => cfg.channels = number("--channels") as usize,
-            "--entries" => {
-                cfg.entries = val
-                    .split(',')
-                    .map(|s| match s.trim() {
-                        "edge" => Entry::EdgeWorker,
-                        "proxy" => Entry::EdgeProxy,
-                        "holder" => Entry::Holder,
-                        "sim" => Entry::Sim,
-                        other => fail(&format!(
-                            "--entries takes edge, proxy, holder, sim; not {other:?}"
-                        )),
-                    })
-                    .collect()
-            }
-            "--out" => out = PathBuf::from(val),
-            other => fail(&format!("unknown argument {other}")),
-        }
-        i += 2;
-    }
+    let cfg = Config {
+        name: "command-bench".into(),
+        senders,
+        step,
+        rate: a.rate,
+        channels: a.channels,
+        entries: a
+            .entries
+            .iter()
+            .map(|w| match w {
+                Where::Edge => Entry::EdgeWorker,
+                Where::Proxy => Entry::EdgeProxy,
+                Where::Holder => Entry::Holder,
+                Where::Sim => Entry::Sim,
+            })
+            .collect(),
+        edge_log: a.edge_log,
+    };
+    let out = a
+        .out
+        .unwrap_or_else(|| e2e_tests::repo_root().join("target").join("bench"));
     (cfg, out)
 }
 

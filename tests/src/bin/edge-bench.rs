@@ -8,7 +8,7 @@
 //! on the Worker's own port, and a plain Node SSE server on `better-sse` as the baseline.
 //! Prints a table and writes JSON under target/bench/.
 //!
-//! `cargo run -p e2e-tests --release --bin edge-bench -- [--clients N] [--seconds S] [--tick-ms T]`
+//! `cargo run -p e2e-tests --release --bin edge-bench -- --help` lists the options.
 
 use e2e_tests::baseline_better_sse::BetterSse;
 use e2e_tests::edge::Edge;
@@ -21,40 +21,34 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+/// Load benchmark for the edge's SSE fan-out (see the module doc).
+#[derive(clap::Parser)]
 struct Args {
+    /// Concurrent SSE clients.
+    #[arg(long, default_value_t = 500)]
     clients: usize,
+    /// Seconds per phase.
+    #[arg(long, default_value_t = 20)]
     seconds: u64,
+    /// A batch is due every this many milliseconds.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     tick_ms: u64,
+    /// Steady events per second.
+    #[arg(long, default_value_t = 100)]
     rate: u64,
+    /// Events per second during bursts.
+    #[arg(long, default_value_t = 500)]
     burst_rate: u64,
+    /// Run only this phase, e.g. to see how one target scales with `--clients`.
+    #[arg(long, value_enum)]
+    only: Option<Target>,
 }
 
-fn args() -> Args {
-    let mut a = Args {
-        clients: 500,
-        seconds: 20,
-        tick_ms: 10,
-        rate: 100,
-        burst_rate: 500,
-    };
-    let v: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < v.len() {
-        let val = v.get(i + 1).and_then(|s| s.parse::<u64>().ok());
-        match (v[i].as_str(), val) {
-            ("--clients", Some(n)) => a.clients = n as usize,
-            ("--seconds", Some(n)) => a.seconds = n,
-            ("--tick-ms", Some(n)) => a.tick_ms = n.max(1),
-            ("--rate", Some(n)) => a.rate = n,
-            ("--burst-rate", Some(n)) => a.burst_rate = n,
-            (other, _) => {
-                eprintln!("edge-bench: bad argument {other} (see the doc comment)");
-                std::process::exit(2);
-            }
-        }
-        i += 2;
-    }
-    a
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Target {
+    Wrangler,
+    Worker,
+    BetterSse,
 }
 
 fn now_us() -> u64 {
@@ -398,7 +392,7 @@ fn json_num(v: f64) -> String {
 }
 
 fn main() {
-    let a = args();
+    let a = <Args as clap::Parser>::parse();
     eprintln!(
         "edge-bench: {} clients, {} s per phase, {} ev/s with {} ev/s bursts, a batch every {} ms",
         a.clients, a.seconds, a.rate, a.burst_rate, a.tick_ms
@@ -434,26 +428,33 @@ fn main() {
     }
     // Order matters under wrangler dev: after a heavy phase on the Worker's own port, wrangler's
     // proxy stopped answering new streams within 30 s in our runs, so its phase goes first.
-    eprintln!("phase 1: edge through wrangler's port");
-    phases.push(run_phase("edge via wrangler port", edge.port, &a, &pids));
-    eprintln!("phase 2: edge on the Worker's own port");
-    phases.push(run_phase(
-        "edge via worker port",
-        worker_port,
-        &a,
-        &pids[..1],
-    ));
+    let wanted = |t: Target| a.only.is_none_or(|o| o == t);
+    if wanted(Target::Wrangler) {
+        eprintln!("phase 1: edge through wrangler's port");
+        phases.push(run_phase("edge via wrangler port", edge.port, &a, &pids));
+    }
+    if wanted(Target::Worker) {
+        eprintln!("phase 2: edge on the Worker's own port");
+        phases.push(run_phase(
+            "edge via worker port",
+            worker_port,
+            &a,
+            &pids[..1],
+        ));
+    }
     drop(edge);
 
-    eprintln!("phase 3: better-sse baseline");
-    let node = BetterSse::start();
-    phases.push(run_phase(
-        "better-sse (node)",
-        node.port,
-        &a,
-        &[("node".to_string(), node.pid())],
-    ));
-    drop(node);
+    if wanted(Target::BetterSse) {
+        eprintln!("phase 3: better-sse baseline");
+        let node = BetterSse::start();
+        phases.push(run_phase(
+            "better-sse (node)",
+            node.port,
+            &a,
+            &[("node".to_string(), node.pid())],
+        ));
+        drop(node);
+    }
 
     print_header();
     for p in &phases {

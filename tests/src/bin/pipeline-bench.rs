@@ -13,9 +13,7 @@
 //! Writes pipeline.json, pipeline.md and PNG plots to `--out`; exits 1 when an event was lost or
 //! duplicated in the load run or the soak.
 //!
-//! `cargo run -p e2e-tests --release --bin pipeline-bench -- [--clients N] [--rate R]
-//!  [--burst B] [--seconds S] [--baseline-seconds S] [--ceiling-seconds S] [--ceiling-steps K]
-//!  [--soak-seconds S] [--soak-clients N] [--fault-every S] [--ingest-via-wrangler] [--out DIR]`
+//! `cargo run -p e2e-tests --release --bin pipeline-bench -- --help` lists the options
 //! (`--baseline-seconds 0` / `--ceiling-seconds 0` / `--soak-seconds 0` skip those parts;
 //! `--ingest-via-wrangler` makes the holder post through wrangler's Node proxy instead of the
 //! Worker's own port, as the soak always does because its edge restarts change that port.)
@@ -26,66 +24,52 @@ use e2e_tests::pipeline_report::{self, Extras};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Whole-pipeline benchmark (see the module doc).
+#[derive(clap::Parser)]
 struct Args {
+    /// SSE clients in the load run and the baseline run.
+    #[arg(long, default_value_t = 500)]
     clients: usize,
+    /// Steady gateway messages per second.
+    #[arg(long, default_value_t = 100.0)]
     rate: f64,
+    /// Messages per second during the bursts (one second in ten).
+    #[arg(long, default_value_t = 500.0)]
     burst: f64,
+    /// Length of the load run.
+    #[arg(long, default_value_t = 60)]
     seconds: u64,
+    /// Length of the better-sse baseline run (0 skips it).
+    #[arg(long, default_value_t = 60)]
     baseline_seconds: u64,
+    /// Length of the soak (0 skips it).
+    #[arg(long, default_value_t = 600)]
     soak_seconds: u64,
+    /// SSE clients in the soak.
+    #[arg(long, default_value_t = 100)]
     soak_clients: usize,
+    /// Seconds between the soak's faults (at least 1).
+    #[arg(long, default_value_t = 8.0, value_parser = at_least_one)]
     fault_every: f64,
+    /// Length of each ceiling step (0 skips the ceiling).
+    #[arg(long, default_value_t = 15)]
     ceiling_seconds: u64,
+    /// At most this many ceiling steps.
+    #[arg(long, default_value_t = 6)]
     ceiling_steps: usize,
+    /// The holder posts through wrangler's Node proxy instead of the Worker's own port.
+    #[arg(long)]
     ingest_via_wrangler: bool,
-    out: PathBuf,
+    /// Where pipeline.json, pipeline.md and the plots go (default: target/bench).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
-fn args() -> Args {
-    let mut a = Args {
-        clients: 500,
-        rate: 100.0,
-        burst: 500.0,
-        seconds: 60,
-        baseline_seconds: 60,
-        soak_seconds: 600,
-        soak_clients: 100,
-        fault_every: 8.0,
-        ceiling_seconds: 15,
-        ceiling_steps: 6,
-        ingest_via_wrangler: false,
-        out: e2e_tests::repo_root().join("target").join("bench"),
-    };
-    let v: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < v.len() {
-        let val = v.get(i + 1).cloned().unwrap_or_default();
-        let n = val.parse::<f64>().ok();
-        match (v[i].as_str(), n) {
-            ("--clients", Some(n)) => a.clients = n as usize,
-            ("--rate", Some(n)) => a.rate = n,
-            ("--burst", Some(n)) => a.burst = n,
-            ("--seconds", Some(n)) => a.seconds = n as u64,
-            ("--baseline-seconds", Some(n)) => a.baseline_seconds = n as u64,
-            ("--soak-seconds", Some(n)) => a.soak_seconds = n as u64,
-            ("--soak-clients", Some(n)) => a.soak_clients = n as usize,
-            ("--fault-every", Some(n)) if n >= 1.0 => a.fault_every = n,
-            ("--ceiling-seconds", Some(n)) => a.ceiling_seconds = n as u64,
-            ("--ceiling-steps", Some(n)) => a.ceiling_steps = n as usize,
-            ("--out", _) if !val.is_empty() => a.out = PathBuf::from(val),
-            ("--ingest-via-wrangler", _) => {
-                a.ingest_via_wrangler = true;
-                i += 1;
-                continue;
-            }
-            (other, _) => {
-                eprintln!("pipeline-bench: bad argument {other} (see the doc comment)");
-                std::process::exit(2);
-            }
-        }
-        i += 2;
+fn at_least_one(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(n) if n >= 1.0 => Ok(n),
+        _ => Err(format!("wants a number of seconds, at least 1, not {s:?}")),
     }
-    a
 }
 
 fn summary(r: &Report) {
@@ -107,7 +91,11 @@ fn summary(r: &Report) {
 
 fn main() {
     baseline_twilight::child_main_if_requested();
-    let a = args();
+    let a = <Args as clap::Parser>::parse();
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| e2e_tests::repo_root().join("target").join("bench"));
     // The release holder, like production.
     std::env::set_var("E2E_HOLDER_RELEASE", "1");
     let burst = |rate: f64| Config {
@@ -208,7 +196,7 @@ fn main() {
             "CPU: utime+stime from /proc over the run, including restarted processes (the holder's figure includes one restart, twilight's does not); peak RSS from VmHWM/VmRSS samples. RSS slope: least squares with one intercept per process, each process's first 10 s left out.".into(),
         ],
     };
-    match pipeline_report::write(&a.out, &main, &ceiling, soak.as_ref(), &extras) {
+    match pipeline_report::write(&out, &main, &ceiling, soak.as_ref(), &extras) {
         Ok(files) => {
             for f in files {
                 eprintln!("wrote {}", f.display());
