@@ -33,11 +33,13 @@ use store::Store;
 use worker::js_sys::Uint8Array;
 use worker::*;
 
-/// A chunk of SSE bytes in JavaScript memory, shared by every client that gets it.
-pub(crate) type Chunk = Uint8Array;
+/// A chunk of SSE bytes in JavaScript memory, shared by every client that gets it. The `Rc`
+/// makes queueing it for another client a reference-count bump on the Rust side rather than a
+/// new JavaScript reference, and gives chunks an identity `pump` can compare cheaply.
+pub(crate) type Chunk = Rc<Uint8Array>;
 
 pub(crate) fn chunk(bytes: &[u8]) -> Chunk {
-    Uint8Array::from(bytes)
+    Rc::new(Uint8Array::from(bytes))
 }
 
 pub(crate) fn now_ms() -> u64 {

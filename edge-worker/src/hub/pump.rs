@@ -13,7 +13,7 @@ use std::cell::RefCell;
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, Waker};
-use worker::js_sys::Promise;
+use worker::js_sys::{Promise, Uint8Array};
 use worker::wasm_bindgen::prelude::*;
 
 /// Writes a client may have in flight; while one is, new chunks wait in its queue and the next
@@ -156,15 +156,41 @@ fn drive(pump: &Rc<RefCell<Pump>>) {
     }
 }
 
+/// Joins remembered: clients that fell behind together (every unfiltered client, under load)
+/// have the very same chunks queued, and one joined chunk serves them all.
+const JOINS_KEPT: usize = 4;
+
+thread_local! {
+    static JOINS: RefCell<Vec<(Vec<Chunk>, Chunk)>> = const { RefCell::new(Vec::new()) };
+}
+
 /// One chunk holding `first` and then `rest`.
 fn join(first: Chunk, rest: &[Chunk]) -> Chunk {
+    let same = |parts: &[Chunk]| {
+        parts.len() == rest.len() + 1
+            && Rc::ptr_eq(&parts[0], &first)
+            && parts[1..].iter().zip(rest).all(|(a, b)| Rc::ptr_eq(a, b))
+    };
+    if let Some(hit) = JOINS.with_borrow(|j| j.iter().find(|(k, _)| same(k)).map(|(_, v)| v.clone())) {
+        return hit;
+    }
     let total = first.length() + rest.iter().map(|c| c.length()).sum::<u32>();
-    let out = Chunk::new_with_length(total);
+    let out = Uint8Array::new_with_length(total);
     out.set(&first, 0);
     let mut offset = first.length();
     for c in rest {
         out.set(c, offset);
         offset += c.length();
     }
+    let out = Rc::new(out);
+    let mut key = Vec::with_capacity(rest.len() + 1);
+    key.push(first);
+    key.extend_from_slice(rest);
+    JOINS.with_borrow_mut(|j| {
+        if j.len() == JOINS_KEPT {
+            j.remove(0);
+        }
+        j.push((key, out.clone()));
+    });
     out
 }
