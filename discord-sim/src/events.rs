@@ -240,6 +240,24 @@ pub fn user_voice_state(
     }
 }
 
+/// The VOICE_SERVER_UPDATE Discord sends the bot after its op 4 put it in a voice channel:
+/// `token` is the credential for the voice server at `endpoint` (with the bot's voice
+/// `session_id` from its VOICE_STATE_UPDATE), so whoever holds it can speak as the bot.
+pub fn voice_server_update(guild_id: u64) -> Resolved {
+    let token: u64 = rand::random();
+    Resolved {
+        t: "VOICE_SERVER_UPDATE".to_owned(),
+        d: json!({
+            "token": format!("{token:016x}"),
+            "guild_id": guild_id.to_string(),
+            "endpoint": "sim-voice.invalid:443",
+        }),
+        // Sent whatever the intents, as Discord does.
+        intent: 0,
+        has_content: false,
+    }
+}
+
 impl SimEvent {
     /// Turns the event into a dispatch, updating the guild.
     pub fn resolve(self, guild: &mut GuildState, ids: &Snowflakes) -> Resolved {

@@ -37,6 +37,16 @@ async fn voice_state_update_moves_the_bot_and_is_announced() {
     assert_eq!(vsu["d"]["guild_id"], demo::GUILD_ID.to_string());
     assert_eq!(vsu["d"]["self_deaf"], true);
     assert_eq!(vsu["d"]["self_mute"], false);
+    // Joining is followed by the voice server's credentials, as on Discord.
+    let server = raw.dispatch().await;
+    assert_eq!(server["t"], "VOICE_SERVER_UPDATE", "{server}");
+    assert_eq!(server["d"]["guild_id"], demo::GUILD_ID.to_string());
+    assert_eq!(server["d"]["endpoint"], "sim-voice.invalid:443");
+    assert_eq!(
+        server["d"]["token"].as_str().map(str::len),
+        Some(16),
+        "{server}"
+    );
 
     // Kept: a session that identifies now finds the bot in the lounge.
     let mut later = Raw::connect(&sim.gateway_url(), false).await;
@@ -56,6 +66,7 @@ async fn voice_state_update_moves_the_bot_and_is_announced() {
     // Leaving: channel_id null.
     raw.send(voice(Value::Null, false, false)).await;
     let left = raw.dispatch().await;
+    // Leaving brings no VOICE_SERVER_UPDATE.
     assert_eq!(left["t"], "VOICE_STATE_UPDATE");
     assert_eq!(left["d"]["channel_id"], Value::Null);
     assert_eq!(sim.stats().voice_state_updates, 2);
@@ -67,6 +78,7 @@ async fn voice_state_update_moves_the_bot_and_is_announced() {
         .await;
     let next = raw.dispatch().await;
     assert_eq!(next["d"]["channel_id"], demo::GAMING.to_string());
+    assert_eq!(raw.dispatch().await["t"], "VOICE_SERVER_UPDATE");
 
     // A malformed d closes with 4002, like Discord.
     raw.send(json!({"op": 4, "d": {"guild_id": demo::GUILD_ID.to_string(), "channel_id": null}}))

@@ -31,6 +31,13 @@ impl EdgeEvent {
     }
 }
 
+/// Dispatches that carry a credential and so never reach a browser: VOICE_SERVER_UPDATE's `token`
+/// (with the bot's voice `session_id`, which VOICE_STATE_UPDATE shows) lets whoever holds it join
+/// the voice server as the bot. The edge accepts them from the holder and drops them.
+pub fn is_withheld(kind: &str) -> bool {
+    kind == "VOICE_SERVER_UPDATE"
+}
+
 pub fn is_control(name: &str) -> bool {
     name == sse::STATUS || name == sse::GAP
 }

@@ -58,6 +58,8 @@ pub struct Metrics {
     pub status_events: u64,
     /// From the ingest request reaching the hub to its answer (storage included).
     pub ingest_latency: Histogram,
+    /// Dispatches accepted but never stored or streamed (they carry a credential).
+    pub withheld: u64,
     /// From the holder reading an event off Discord's socket to the hub storing it.
     pub holder_lag: Histogram,
 }
@@ -155,6 +157,11 @@ impl Metrics {
             "edge_events_dropped_total",
             "Events not delivered to slow clients (they can replay).",
             self.dropped,
+        );
+        counter(
+            "edge_withheld_total",
+            "Dispatches accepted but never streamed because they carry a credential (VOICE_SERVER_UPDATE).",
+            self.withheld,
         );
         counter("edge_pings_total", "Ping comments queued.", self.pings);
         counter(

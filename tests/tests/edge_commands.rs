@@ -115,6 +115,16 @@ fn gateway_payloads(sim: &Sim, op: u64) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Waits (bounded) until the sim's counters satisfy `pred`.
+fn sim_reaches(
+    rt: &tokio::runtime::Runtime,
+    sim: &Sim,
+    pred: impl FnMut(&discord_sim::SimStats) -> bool,
+) {
+    rt.block_on(async { tokio::time::timeout(T, sim.wait_for(pred)).await })
+        .expect("the sim never got there");
+}
+
 #[test]
 fn commands_end_to_end() {
     let (rt, sim) = e2e_tests::stack::start_sim(1);
@@ -473,6 +483,7 @@ fn commands_end_to_end() {
     let (mut dave_stream, _) = stream_for(port, &dave);
     let lounge = LOUNGE.to_string();
     let ops_before = gateway_payloads(&sim, 4).len();
+    let handled_before = sim.stats();
     let body = format!(r#"{{"channel_id":"{lounge}","self_deaf":true}}"#);
     let r = post_action(
         port,
@@ -489,6 +500,9 @@ fn commands_end_to_end() {
         (Some("sent"), &serde_json::json!({"op": 4})),
         "{v}"
     );
+    sim_reaches(&rt, &sim, |s| {
+        s.voice_state_updates > handled_before.voice_state_updates
+    });
     let sent = gateway_payloads(&sim, 4);
     assert_eq!(sent.len(), ops_before + 1, "one op 4 per command");
     assert_eq!(
@@ -511,6 +525,28 @@ fn commands_end_to_end() {
         r#"{"channel_id":null}"#,
     );
     assert_eq!(r.status, 200, "{}", r.text());
+    // Joining made Discord send the voice server's token; it never reaches a browser. The
+    // bot's leave comes after it, so by then the edge has taken it in and dropped it.
+    let left = dave_stream.events_until(T, |e| {
+        e.event == "VOICE_STATE_UPDATE"
+            && e.data.contains(&bot)
+            && e.json()["d"]["channel_id"].is_null()
+    });
+    let tokens: Vec<String> = sim
+        .emitted()
+        .into_iter()
+        .filter(|e| e.t == "VOICE_SERVER_UPDATE")
+        .map(|e| serde_json::from_str::<serde_json::Value>(&e.d).unwrap()["token"].to_string())
+        .collect();
+    assert_eq!(tokens.len(), 1, "the sim sent one VOICE_SERVER_UPDATE");
+    for e in seen.iter().chain(&left) {
+        assert_ne!(e.event, "VOICE_SERVER_UPDATE");
+        assert!(!e.data.contains(tokens[0].trim_matches('"')), "{}", e.data);
+    }
+    let m = http::get(port, "/metrics", &[("Authorization", &auth)])
+        .unwrap()
+        .text();
+    assert!(m.contains("\nedge_withheld_total 1\n"), "{m}");
     let r = post_action(
         port,
         "update-presence",
@@ -519,6 +555,10 @@ fn commands_end_to_end() {
         r#"{"status":"idle","activities":[{"name":"e2e","type":3}]}"#,
     );
     assert_eq!(r.status, 200, "{}", r.text());
+    // "sent" means the holder wrote the frame; the sim reads it a moment later.
+    sim_reaches(&rt, &sim, |s| {
+        s.presence_updates > handled_before.presence_updates
+    });
     assert_eq!(
         gateway_payloads(&sim, 3).last().unwrap()["d"]["status"],
         "idle"

@@ -2,7 +2,8 @@
 //! State Update and op 8 Request Guild Members, answered the way Discord answers them.
 //!
 //! - op 4 moves the bot in the guild's voice state (kept, so a later GUILD_CREATE agrees) and
-//!   emits its `VOICE_STATE_UPDATE` like any voice change.
+//!   emits its `VOICE_STATE_UPDATE` like any voice change, then, when it joined a channel, the
+//!   `VOICE_SERVER_UPDATE` carrying the voice server's token.
 //! - op 8 answers with `GUILD_MEMBERS_CHUNK`s (1000 members each, `chunk_index`/`chunk_count`,
 //!   the request's `nonce`, `not_found` for unknown ids) on the asking session only; a second
 //!   request for the same guild within `member_request_window` (Discord: 30 s) gets a
@@ -62,7 +63,7 @@ pub fn voice_state_update(state: &SimState, d: &Value) -> Result<(), CloseCode> 
         return Err(CloseCode::DECODE_ERROR);
     };
     state.records.count(|s| s.voice_state_updates += 1);
-    let _ = state.emit_with(|guild, _| {
+    let moved = state.emit_with(|guild, _| {
         let voice_channel = |c: u64| {
             guild
                 .channel(c)
@@ -78,6 +79,9 @@ pub fn voice_state_update(state: &SimState, d: &Value) -> Result<(), CloseCode> 
             (),
         ))
     });
+    if moved.is_ok() && channel.is_some() {
+        let _ = state.emit_with(|_, _| Ok::<_, ()>((events::voice_server_update(guild_id), ())));
+    }
     Ok(())
 }
 

@@ -78,8 +78,10 @@ impl Hub {
         let mut dispatches = 0u64;
         let mut holder_gaps = 0u64;
         let mut voice_events = Vec::new();
+        let mut withheld = 0u64;
         for item in plan.items {
             match item {
+                Item::Dispatch(env) if event::is_withheld(&env.kind) => withheld += 1,
                 Item::Dispatch(env) => {
                     self.metrics
                         .holder_lag
@@ -133,6 +135,7 @@ impl Hub {
         self.metrics.ingest_batches += 1;
         self.metrics.ingest_keepalives += u64::from(keepalive);
         self.metrics.events_in += dispatches;
+        self.metrics.withheld += withheld;
         self.metrics.duplicates += plan.duplicates;
         self.metrics.holder_gaps += holder_gaps;
         if status.is_some() {
@@ -144,7 +147,7 @@ impl Hub {
         Ok(format!(
             r#"{{"version":"{}","accepted":{},"duplicates":{},"cursor":{}}}"#,
             contracts::VERSION,
-            dispatches + holder_gaps,
+            dispatches + withheld + holder_gaps,
             plan.duplicates,
             self.head
         ))

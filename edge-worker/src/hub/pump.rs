@@ -171,7 +171,9 @@ fn join(first: Chunk, rest: &[Chunk]) -> Chunk {
             && Rc::ptr_eq(&parts[0], &first)
             && parts[1..].iter().zip(rest).all(|(a, b)| Rc::ptr_eq(a, b))
     };
-    if let Some(hit) = JOINS.with_borrow(|j| j.iter().find(|(k, _)| same(k)).map(|(_, v)| v.clone())) {
+    if let Some(hit) =
+        JOINS.with_borrow(|j| j.iter().find(|(k, _)| same(k)).map(|(_, v)| v.clone()))
+    {
         return hit;
     }
     let total = first.length() + rest.iter().map(|c| c.length()).sum::<u32>();
