@@ -31,11 +31,14 @@ impl EdgeEvent {
     }
 }
 
-/// Dispatches that carry a credential and so never reach a browser: VOICE_SERVER_UPDATE's `token`
-/// (with the bot's voice `session_id`, which VOICE_STATE_UPDATE shows) lets whoever holds it join
-/// the voice server as the bot. The edge accepts them from the holder and drops them.
+/// Dispatches that carry a credential and so never reach a browser. The edge accepts them from
+/// the holder and drops them:
+/// - VOICE_SERVER_UPDATE: its `token` (with the bot's voice `session_id`, which
+///   VOICE_STATE_UPDATE shows) lets whoever holds it join the voice server as the bot;
+/// - INTERACTION_CREATE: its `token` answers and follows up the interaction as the application
+///   for 15 minutes, with no bot token needed.
 pub fn is_withheld(kind: &str) -> bool {
-    kind == "VOICE_SERVER_UPDATE"
+    matches!(kind, "VOICE_SERVER_UPDATE" | "INTERACTION_CREATE")
 }
 
 pub fn is_control(name: &str) -> bool {
@@ -69,6 +72,20 @@ pub fn status_data(status: &StatusEvent) -> String {
 mod tests {
     use super::*;
     use serde_json::value::RawValue;
+
+    #[test]
+    fn credential_bearing_dispatches_are_withheld_and_others_are_not() {
+        assert!(is_withheld("VOICE_SERVER_UPDATE"));
+        assert!(is_withheld("INTERACTION_CREATE"));
+        for kind in [
+            "VOICE_STATE_UPDATE",
+            "MESSAGE_CREATE",
+            "READY",
+            "GUILD_CREATE",
+        ] {
+            assert!(!is_withheld(kind), "{kind}");
+        }
+    }
 
     #[test]
     fn dispatch_keeps_d_byte_for_byte() {
