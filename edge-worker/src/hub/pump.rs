@@ -4,8 +4,9 @@
 //! side and workerd sends them without running any JavaScript per chunk on the way out. A client
 //! has at most [`WINDOW`] writes in flight; the rest waits in its bounded queue (see
 //! `crate::queue`), so a client that stops reading stops completing writes, its queue fills and it
-//! is cut off as slow. When a write completes, the next queued chunks are written; a write that
-//! fails means the client went away, and its queue is detached.
+//! is cut off as slow. When a write completes, the next queued chunks are written (joined into one
+//! chunk, which the clients that fell behind together share); a write that fails means the client
+//! went away, and its queue is detached.
 
 use super::Chunk;
 use crate::queue::QueueStream;
