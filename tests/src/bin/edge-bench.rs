@@ -1,6 +1,6 @@
 //! Load benchmark for the edge's SSE fan-out.
 //!
-//! N concurrent SSE clients (default 500) while a holder posts 100 events/s with 500 events/s
+//! N concurrent SSE clients (default 500, all on one thread: `e2e_tests::sse_fleet`) while a holder posts 100 events/s with 500 events/s
 //! bursts (one POST in flight, what fell due meanwhile in the next, like the real holder);
 //! reports p50/p95/p99 from the moment each event fell due to client receipt, events lost or out of
 //! order, and CPU per delivered event of the process doing the fan-out (workerd, read from
@@ -13,11 +13,12 @@
 use e2e_tests::baseline_better_sse::BetterSse;
 use e2e_tests::edge::Edge;
 use e2e_tests::holder::{batch_body, dispatch, envelope};
-use e2e_tests::sse::SseClient;
+use e2e_tests::sse::Item;
+use e2e_tests::sse_fleet::{thread_cpu_seconds, AsyncSse};
 use e2e_tests::{http, repo_root};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -103,6 +104,9 @@ struct Phase {
     max_ms: f64,
     ingest_p95_ms: f64,
     cpu: Vec<(String, f64)>,
+    /// CPU seconds per second of the thread running every client (well under 1, or the client
+    /// side is the bottleneck).
+    clients_cpu_per_s: f64,
 }
 
 fn pct(sorted: &[u32], p: f64) -> f64 {
@@ -129,82 +133,107 @@ fn run_phase(name: &str, port: u16, a: &Args, cpu_pids: &[(String, u32)]) -> Pha
     p
 }
 
+/// One SSE client of the fleet: connects, reports the attempt on `connected_tx`, then reads until
+/// it has `expected` bench events (known once the sender is done) or `stop` is set.
+async fn client(
+    port: u16,
+    connected_tx: mpsc::Sender<()>,
+    stop: Arc<AtomicBool>,
+    expected: Arc<AtomicUsize>,
+) -> ClientResult {
+    let mut r = ClientResult {
+        latencies_us: Vec::with_capacity(4096),
+        received: 0,
+        out_of_order: 0,
+        connected: false,
+    };
+    let mut c = match AsyncSse::connect(port, "/api/stream", &[]).await {
+        Ok(mut c) if c.status == 200 => {
+            // Registered once its first item (`retry:`) arrives.
+            r.connected = c.next(Duration::from_secs(30)).await.is_some();
+            c
+        }
+        _ => {
+            let _ = connected_tx.send(());
+            return r;
+        }
+    };
+    let _ = connected_tx.send(());
+    if !r.connected {
+        return r;
+    }
+    let mut last_id = 0u64;
+    while (r.received as usize) < expected.load(Ordering::SeqCst) {
+        match c.next(Duration::from_millis(500)).await {
+            Some((Item::Event(e), read_at_us)) if e.event == "MESSAGE_CREATE" => {
+                if let Some(id) = e.id {
+                    if id <= last_id {
+                        r.out_of_order += 1;
+                    }
+                    last_id = id;
+                }
+                if let Some(t) = stamp(&e.data) {
+                    r.latencies_us
+                        .push(read_at_us.saturating_sub(t).min(u32::MAX as u64) as u32);
+                }
+                r.received += 1;
+            }
+            Some(_) => {}
+            None if c.closed || stop.load(Ordering::SeqCst) => break,
+            None => {}
+        }
+    }
+    if std::env::var_os("EDGE_BENCH_DEBUG").is_some() {
+        eprintln!(
+            "client: received {} closed {} status {}",
+            r.received, c.closed, c.status
+        );
+    }
+    r
+}
+
 fn measure(name: &str, port: u16, a: &Args, cpu_pids: &[(String, u32)]) -> Phase {
     let n = a.clients;
-    let ready = Arc::new(Barrier::new(n + 1));
     let stop = Arc::new(AtomicBool::new(false));
     let expected_total = Arc::new(AtomicUsize::new(usize::MAX));
-    let mut handles = Vec::with_capacity(n);
-    for _ in 0..n {
-        let ready = ready.clone();
+    // Every client on one thread (see `e2e_tests::sse_fleet` for why); its CPU time is reported.
+    let (connected_tx, connected_rx) = mpsc::channel();
+    let (done_tx, done_rx) = mpsc::channel();
+    {
         let stop = stop.clone();
         let expected_total = expected_total.clone();
-        let h = thread::Builder::new()
-            .stack_size(256 * 1024)
-            .spawn(move || {
-                let mut r = ClientResult {
-                    latencies_us: Vec::with_capacity(4096),
-                    received: 0,
-                    out_of_order: 0,
-                    connected: false,
-                };
-                let c = SseClient::connect(port, "/api/stream", &[]);
-                let mut c = match c {
-                    Ok(mut c) if c.status == 200 => {
-                        // Registered once its first item (`retry:`) arrives.
-                        r.connected = c.next_item(Duration::from_secs(30)).is_some();
-                        c
-                    }
-                    _ => {
-                        ready.wait();
-                        return r;
-                    }
-                };
-                ready.wait();
-                if !r.connected {
-                    return r;
+        thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            let results = rt.block_on(async move {
+                let cpu_before = thread_cpu_seconds();
+                let tasks: Vec<_> = (0..n)
+                    .map(|_| {
+                        tokio::spawn(client(
+                            port,
+                            connected_tx.clone(),
+                            stop.clone(),
+                            expected_total.clone(),
+                        ))
+                    })
+                    .collect();
+                let mut results = Vec::with_capacity(n);
+                for t in tasks {
+                    results.push(t.await.expect("client task"));
                 }
-                let mut last_id = 0u64;
-                loop {
-                    let want = expected_total.load(Ordering::SeqCst);
-                    if r.received as usize >= want {
-                        break;
-                    }
-                    match c.next_event(Duration::from_millis(500)) {
-                        Some(e) => {
-                            if e.event != "MESSAGE_CREATE" {
-                                continue;
-                            }
-                            let now = now_us();
-                            if let Some(id) = e.id {
-                                if id <= last_id {
-                                    r.out_of_order += 1;
-                                }
-                                last_id = id;
-                            }
-                            if let Some(t) = stamp(&e.data) {
-                                r.latencies_us
-                                    .push(now.saturating_sub(t).min(u32::MAX as u64) as u32);
-                            }
-                            r.received += 1;
-                        }
-                        None if c.closed => break,
-                        None if stop.load(Ordering::SeqCst) => break,
-                        None => {}
-                    }
-                }
-                if std::env::var_os("EDGE_BENCH_DEBUG").is_some() {
-                    eprintln!(
-                        "client: received {} closed {} status {}",
-                        r.received, c.closed, c.status
-                    );
-                }
-                r
-            })
-            .expect("spawn client");
-        handles.push(h);
+                let cpu = cpu_before
+                    .zip(thread_cpu_seconds())
+                    .map_or(f64::NAN, |(b, a)| a - b);
+                (results, cpu)
+            });
+            let _ = done_tx.send(results);
+        });
     }
-    ready.wait();
+    for _ in 0..n {
+        connected_rx.recv().expect("the clients' thread ended early");
+    }
     let cpu_before: Vec<Option<f64>> = cpu_pids.iter().map(|(_, p)| cpu_ms(*p)).collect();
 
     // The holder: steady rate with bursts (1 s of every 6 s from the 3rd), one POST in flight and
@@ -290,16 +319,15 @@ fn measure(name: &str, port: u16, a: &Args, cpu_pids: &[(String, u32)]) -> Phase
     let seconds = started.elapsed().as_secs_f64();
     expected_total.store(seq as usize, Ordering::SeqCst);
     // Give stragglers up to 15 s to catch up, then stop.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline && !handles.iter().all(|h| h.is_finished()) {
-        thread::sleep(Duration::from_millis(50));
-    }
+    let (results, clients_cpu) = match done_rx.recv_timeout(Duration::from_secs(15)) {
+        Ok(r) => r,
+        Err(_) => {
+            stop.store(true, Ordering::SeqCst);
+            done_rx.recv().expect("the clients' thread")
+        }
+    };
     let cpu_after: Vec<Option<f64>> = cpu_pids.iter().map(|(_, p)| cpu_ms(*p)).collect();
-    stop.store(true, Ordering::SeqCst);
-    let results: Vec<ClientResult> = handles
-        .into_iter()
-        .map(|h| h.join().expect("client"))
-        .collect();
+    let clients_cpu_per_s = clients_cpu / started.elapsed().as_secs_f64();
 
     let mut all: Vec<u32> = Vec::new();
     let mut delivered = 0;
@@ -348,20 +376,21 @@ fn measure(name: &str, port: u16, a: &Args, cpu_pids: &[(String, u32)]) -> Phase
         max_ms: all.last().map_or(f64::NAN, |v| *v as f64 / 1000.0),
         ingest_p95_ms: ingest_p95,
         cpu,
+        clients_cpu_per_s,
     }
 }
 
 fn print_header() {
     println!(
-        "\n{:<24} {:>6} {:>7} {:>10} {:>8} {:>8} {:>8} {:>8} {:>9} {:>5} {:>10}  cpu µs per delivered event",
-        "target", "conn", "sent", "delivered", "p50 ms", "p95 ms", "p99 ms", "max ms", "lost", "ooo", "ingest p95"
+        "\n{:<24} {:>6} {:>7} {:>10} {:>8} {:>8} {:>8} {:>8} {:>9} {:>5} {:>10} {:>8}  cpu µs per delivered event",
+        "target", "conn", "sent", "delivered", "p50 ms", "p95 ms", "p99 ms", "max ms", "lost", "ooo", "ingest p95", "clients"
     );
 }
 
 fn print_row(p: &Phase) {
     let cpu: Vec<String> = p.cpu.iter().map(|(l, v)| format!("{l}: {v:.2}")).collect();
     println!(
-        "{:<24} {:>6} {:>7} {:>10} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>9} {:>5} {:>10.2}  {}",
+        "{:<24} {:>6} {:>7} {:>10} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>9} {:>5} {:>10.2} {:>8.2}  {}",
         p.name,
         p.clients_connected,
         p.sent,
@@ -373,6 +402,7 @@ fn print_row(p: &Phase) {
         p.expected.saturating_sub(p.delivered),
         p.out_of_order,
         p.ingest_p95_ms,
+        p.clients_cpu_per_s,
         cpu.join(", ")
     );
     if p.ingest_failed {
@@ -482,7 +512,7 @@ fn main() {
             })
             .collect();
         json.push_str(&format!(
-            "{{\"name\":{},\"sent\":{},\"batches\":{},\"seconds\":{},\"delivered\":{},\"expected\":{},\"lost\":{},\"out_of_order\":{},\"clients_complete\":{},\"clients_connected\":{},\"ingest_failed\":{},\"p50_ms\":{},\"p95_ms\":{},\"p99_ms\":{},\"max_ms\":{},\"ingest_p95_ms\":{},\"cpu\":[{}]}}",
+            "{{\"name\":{},\"sent\":{},\"batches\":{},\"seconds\":{},\"delivered\":{},\"expected\":{},\"lost\":{},\"out_of_order\":{},\"clients_complete\":{},\"clients_connected\":{},\"ingest_failed\":{},\"p50_ms\":{},\"p95_ms\":{},\"p99_ms\":{},\"max_ms\":{},\"ingest_p95_ms\":{},\"clients_thread_cpu_s_per_s\":{},\"cpu\":[{}]}}",
             serde_json::to_string(&p.name).unwrap(),
             p.sent,
             p.batches,
@@ -499,6 +529,7 @@ fn main() {
             json_num(p.p99_ms),
             json_num(p.max_ms),
             json_num(p.ingest_p95_ms),
+            json_num(p.clients_cpu_per_s),
             cpu.join(",")
         ));
     }
