@@ -1,7 +1,8 @@
 //! Load benchmark for the edge's SSE fan-out.
 //!
-//! N concurrent SSE clients (default 500, all on one thread: `e2e_tests::sse_fleet`) while a holder posts 100 events/s with 500 events/s
-//! bursts (one POST in flight, what fell due meanwhile in the next, like the real holder);
+//! N concurrent SSE clients (default 500, all on one thread: `e2e_tests::sse_fleet`) while a
+//! holder posts 100 events/s with 500 events/s bursts (one POST in flight, what fell due
+//! meanwhile in the next, like the real holder);
 //! reports p50/p95/p99 from the moment each event fell due to client receipt, events lost or out of
 //! order, and CPU per delivered event of the process doing the fan-out (workerd, read from
 //! /proc). Three phases in one run, same load each: the edge through wrangler's port, the edge
@@ -232,7 +233,9 @@ fn measure(name: &str, port: u16, a: &Args, cpu_pids: &[(String, u32)]) -> Phase
         });
     }
     for _ in 0..n {
-        connected_rx.recv().expect("the clients' thread ended early");
+        connected_rx
+            .recv()
+            .expect("the clients' thread ended early");
     }
     let cpu_before: Vec<Option<f64>> = cpu_pids.iter().map(|(_, p)| cpu_ms(*p)).collect();
 
