@@ -2,7 +2,6 @@
 //! frame and the user key. Pure logic; the Worker glue is in `entry_actions.rs` and the hub side
 //! (rate limit, per-user delivery) in `hub/commands.rs`.
 
-use crate::sse;
 use crate::traceparent;
 use contracts::{
     AddReaction, Command, CommandResultEvent, HolderCommand, RequestGuildMembers, SendMessage,
@@ -95,17 +94,6 @@ pub fn result_json(event: &CommandResultEvent) -> String {
     serde_json::to_string(event).expect("contract types serialize")
 }
 
-/// The `command.result` frame. It goes only to the streams of the command's user and is not
-/// stored; its `id:` is the hub's head when it is queued. Every event up to the head is already
-/// in the client's (FIFO) queue by then, so the id is exactly where the client stands: a
-/// reconnect with it as `Last-Event-ID` replays no duplicate and misses nothing (see README,
-/// "command.result").
-pub fn result_frame(head: u64, event_json: &str) -> String {
-    let mut s = String::with_capacity(event_json.len() + 48);
-    sse::event(&mut s, head, COMMAND_RESULT, event_json);
-    s
-}
-
 /// A JWT `sub` as a header-safe key: printable ASCII except `%` kept, everything else `%XX`.
 pub fn user_key(sub: &str) -> String {
     let mut s = String::with_capacity(sub.len());
@@ -128,7 +116,7 @@ pub struct CommandCounters {
     pub results: u64,
     /// Streams a result was queued on (summed).
     pub results_delivered: u64,
-    /// Results for a user with no open stream (lost; see README).
+    /// Results for a user with no open stream at the time (stored: a reconnect replays them).
     pub results_unseen: u64,
 }
 
@@ -157,7 +145,7 @@ impl CommandCounters {
             ),
             (
                 "edge_command_results_unseen_total",
-                "command.result posts for a user with no open stream.",
+                "command.result posts for a user with no open stream at the time (kept for replay).",
                 self.results_unseen,
             ),
         ] {
@@ -233,7 +221,8 @@ mod tests {
 "b"}}"#,
         )
         .unwrap();
-        let f = result_frame(41, &result_json(&ev));
+        let mut f = String::new();
+        crate::sse::event(&mut f, 41, COMMAND_RESULT, &result_json(&ev));
         assert!(
             f.starts_with("id: 41\nevent: command.result\ndata: {"),
             "{f}"

@@ -17,12 +17,23 @@ pub struct EdgeEvent {
     pub channel: Option<u64>,
     /// One line of JSON.
     pub data: String,
+    /// The one user (JWT `sub`, as `actions::user_key`) this event is for, whatever their
+    /// stream's filters (`command.result`); `None`: everyone whose filters select it.
+    pub user: Option<String>,
 }
 
 impl EdgeEvent {
     /// `status` and `gap` are the edge's own events; filters never hide them.
     pub fn is_control(&self) -> bool {
         is_control(&self.name)
+    }
+
+    /// Whether a client of `user` (`None`: anonymous) whose filter is `filter` gets this event.
+    pub fn is_for(&self, user: Option<&str>, filter: &crate::filter::Filter) -> bool {
+        match &self.user {
+            Some(u) => user == Some(u.as_str()),
+            None => filter.matches(&self.name, self.channel, self.is_control()),
+        }
     }
 
     /// Appends this event's SSE frame to `out`.

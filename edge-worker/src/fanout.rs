@@ -124,16 +124,18 @@ impl<C: Clone> ClientSet<C> {
             e.frame(&mut all);
             spans.push(start..all.len());
         }
+        // The shared chunk is for clients that get every event: not when one is per-user.
+        let all_public = events.iter().all(|e| e.user.is_none());
         let mut shared: Option<C> = None;
         for client in &self.clients {
-            let (chunk, n) = if client.filter.is_all() {
+            let (chunk, n) = if client.filter.is_all() && all_public {
                 let c = shared.get_or_insert_with(|| make(all.as_bytes())).clone();
                 (c, events.len() as u64)
             } else {
                 let mut mine = String::new();
                 let mut n = 0;
                 for (e, span) in events.iter().zip(&spans) {
-                    if client.filter.matches(&e.name, e.channel, e.is_control()) {
+                    if e.is_for(client.user.as_deref(), &client.filter) {
                         mine.push_str(&all[span.clone()]);
                         n += 1;
                     }
@@ -257,6 +259,7 @@ mod tests {
             name: name.into(),
             channel,
             data: format!("{{\"n\":{cursor}}}"),
+            user: None,
         }
     }
 
@@ -321,6 +324,23 @@ mod tests {
         assert_eq!(text(&drain(&mut alice2, 1)), "event: command.result\n\n");
         assert!(text(&drain(&mut bob, 1)).starts_with("id: 1\n"));
         assert!(text(&drain(&mut anon, 1)).starts_with("id: 1\n"));
+
+        // A stored per-user event in a published batch: never in the shared chunk, and to
+        // that user's streams whatever their filters.
+        assert!(text(&drain(&mut alice, 1)).starts_with("id: 1\n"));
+        let mut mine = ev(3, "command.result", None);
+        mine.user = Some("alice".into());
+        set.publish(&[ev(2, "MESSAGE_CREATE", None), mine], 0, make);
+        let a = text(&drain(&mut alice, 1));
+        assert!(a.contains("id: 2\n") && a.contains("id: 3\n"), "{a}");
+        assert_eq!(
+            text(&drain(&mut alice2, 1)),
+            "id: 3\nevent: command.result\ndata: {\"n\":3}\n\n"
+        );
+        for other in [&mut bob, &mut anon] {
+            let t = text(&drain(other, 1));
+            assert!(t.contains("id: 2\n") && !t.contains("id: 3\n"), "{t}");
+        }
     }
 
     #[test]

@@ -417,6 +417,7 @@ pub fn edge_event(event: &VoiceEvent) -> crate::event::EdgeEvent {
         name: event.kind.event_name().to_string(),
         channel: Some(event.channel_id.get()),
         data: serde_json::to_string(event).expect("voice event serializes"),
+        user: None,
     }
 }
 

@@ -348,13 +348,17 @@ fn commands_end_to_end() {
     let queued_id = v["command_id"].as_str().expect("command_id").to_string();
     let events = alice_stream.events_until(T, |e| e.event == "command.result");
     let result = events.last().expect("command.result");
-    // Not stored: its id is the position alice had reached (the last id she was given).
+    // Stored (for replay) with the next cursor: ids on alice's stream keep increasing.
     let position = events[..events.len() - 1]
         .iter()
         .rev()
         .find_map(|e| e.id)
         .or(alice_connected_at);
-    assert_eq!(result.id, position, "command.result id is the stream head");
+    assert!(
+        result.id > position,
+        "command.result id {:?} after {position:?}",
+        result.id
+    );
     let rv = result.json();
     assert_eq!(rv["version"], "1.0");
     assert_eq!(rv["command_id"], queued_id.as_str(), "{rv}");
@@ -401,8 +405,8 @@ fn commands_end_to_end() {
     let e = alice_stream.events_until(T, |e| e.event == "command.result");
     let manual = e.last().unwrap();
     assert_eq!(manual.json()["command_id"], "manual");
-    // Resuming from a command.result's id replays nothing twice and misses nothing: the
-    // connect status (whose id is the position reached) comes first, at that same id.
+    // Both accepted posts were stored for alice. Resuming from the first one's id replays the
+    // second (nothing twice, nothing missed), then the connect status at the head.
     let resume_at = manual.id.expect("command.result has an id").to_string();
     let auth = format!("Bearer {alice}");
     let mut again = SseClient::connect(
@@ -414,11 +418,61 @@ fn commands_end_to_end() {
     assert_eq!(again.status, 200);
     let first = again.next_event(T).expect("an event");
     assert_eq!(
-        (first.event.as_str(), first.id),
-        ("status", manual.id),
+        (first.event.as_str(), first.json()["command_id"].as_str()),
+        ("command.result", Some("manual")),
         "{first:?}"
     );
+    assert!(first.id > manual.id, "{first:?} after {manual:?}");
+    let rest = again.events_until(T, |e| e.event == "status");
+    assert!(rest.iter().all(|e| e.event != "command.result"), "{rest:?}");
+    assert!(rest.last().expect("the connect status").id >= first.id);
     drop(again);
+    // A result for a user with no open stream is kept for that user alone: carol connects
+    // afterwards from an earlier cursor and gets it replayed; bob, from the same cursor, never.
+    let from = manual.id.expect("command.result has an id");
+    let post = format!(
+        r#"{{"version":"1.0","guild_id":"{guild}","user":"carol","event":{{"version":"1.0","command_id":"for-carol","status":"failed","error":{{"code":"deadline_exceeded","message":"late"}}}}}}"#
+    );
+    let link_auth = format!("Bearer {LINK_TOKEN}");
+    let r = http::request(
+        port,
+        "POST",
+        "/link/command-result",
+        &[
+            ("Authorization", &link_auth),
+            ("Content-Type", "application/json"),
+        ],
+        post.as_bytes(),
+    )
+    .expect("POST command-result");
+    assert_eq!(r.status, 204, "{}", r.text());
+    let resume = |session: &str| {
+        let auth = format!("Bearer {session}");
+        let c = SseClient::connect(
+            port,
+            "/api/stream",
+            &[
+                ("Authorization", &auth),
+                ("Last-Event-ID", &from.to_string()),
+            ],
+        )
+        .expect("resume");
+        assert_eq!(c.status, 200);
+        c
+    };
+    let carol = session_for("carol", "read");
+    let replayed = resume(&carol).events_until(T, |e| e.event == "command.result");
+    let for_carol = replayed.last().expect("carol's command.result replayed");
+    assert_eq!(for_carol.json()["command_id"], "for-carol");
+    let carol_at = for_carol.id.expect("an id");
+    assert!(carol_at > from);
+    // Replay is in cursor order: once bob is given anything at or past carol's cursor, he has
+    // passed it.
+    let bobs = resume(&bob).events_until(T, |e| e.id.is_some_and(|id| id >= carol_at));
+    assert!(
+        bobs.iter().all(|e| e.event != "command.result"),
+        "bob got carol's command.result: {bobs:?}"
+    );
     for (token, status) in [(PREVIOUS_LINK_TOKEN, 200), ("wrong-token", 401)] {
         let auth = format!("Bearer {token}");
         let r = http::get(port, "/metrics", &[("Authorization", &auth)]).unwrap();

@@ -3,7 +3,8 @@
 //! already authenticated the caller and put the user in `actions::USER_HEADER`.
 
 use super::{now_ms, Hub};
-use crate::actions::{CHANNEL_HEADER, USER_HEADER};
+use crate::actions::{CHANNEL_HEADER, COMMAND_RESULT, USER_HEADER};
+use crate::event::EdgeEvent;
 use contracts::ErrorCode;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -58,7 +59,9 @@ pub(crate) fn admit(hub: &Rc<RefCell<Hub>>, req: &Request) -> Result<Response> {
     }
 }
 
-/// Queues the `command.result` whose JSON is the body on the open streams of the user; `204`.
+/// Stores the `command.result` whose JSON is the body as an event for the user alone (so a
+/// stream that reconnects with `Last-Event-ID` replays it) and queues it on the user's open
+/// streams; `204`.
 pub(crate) async fn result(hub: &Rc<RefCell<Hub>>, mut req: Request) -> Result<Response> {
     let Some(user) = user(&req)? else {
         return super::error(ErrorCode::Internal, "no user on the result request");
@@ -66,15 +69,25 @@ pub(crate) async fn result(hub: &Rc<RefCell<Hub>>, mut req: Request) -> Result<R
     let json = req.text().await?;
     let sent = {
         let mut h = hub.borrow_mut();
-        // Framed here, with no await before the push: `head` is exactly what every stream has
-        // been given up to (see `actions::result_frame`).
-        let head = h.head;
-        let frame = crate::actions::result_frame(head, &json);
+        let now = now_ms();
+        let mut stored = [EdgeEvent {
+            cursor: 0,
+            at: 0,
+            name: COMMAND_RESULT.into(),
+            channel: None,
+            data: crate::sse::one_line(json),
+            user: Some(user.clone()),
+        }];
+        h.append(now, &mut stored)?;
+        h.trim(now)?;
+        let [e] = stored;
+        let mut frame = String::new();
+        e.frame(&mut frame);
         let sent = h.clients.send_to_user(
             &user,
             super::chunk(frame.as_bytes()),
-            Some(head),
-            now_ms(),
+            Some(e.cursor),
+            now,
             super::chunk,
         );
         h.pumps.drive_all();

@@ -96,6 +96,7 @@ impl Hub {
                         name,
                         channel,
                         data,
+                        user: None,
                     });
                     events.extend(voice.iter().map(crate::voice::edge_event));
                     voice_events.extend(voice);
@@ -118,6 +119,7 @@ impl Hub {
                         name: crate::sse::GAP.into(),
                         channel: None,
                         data,
+                        user: None,
                     });
                     holder_gaps += 1;
                 }

@@ -250,6 +250,7 @@ fn status_event(status: &StatusEvent) -> EdgeEvent {
         name: crate::sse::STATUS.into(),
         channel: None,
         data: event::status_data(status),
+        user: None,
     }
 }
 

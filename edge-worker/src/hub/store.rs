@@ -22,10 +22,12 @@ use worker::{Result, SqlStorage, SqlStorageValue};
 const KEEP_EPOCHS: i64 = 32;
 
 /// A Durable Object's SQLite binds at most 100 parameters per statement (Cloudflare's limits
-/// page; workerd enforces it locally too); each event row binds 5.
+/// page; workerd enforces it locally too).
 const MAX_BOUND_PARAMETERS: usize = 100;
+/// Parameters each event row binds.
+const ROW_PARAMETERS: usize = 6;
 /// Events per `INSERT` statement.
-const INSERT_ROWS: usize = MAX_BOUND_PARAMETERS / 5;
+const INSERT_ROWS: usize = MAX_BOUND_PARAMETERS / ROW_PARAMETERS;
 
 pub struct Store {
     sql: SqlStorage,
@@ -38,6 +40,7 @@ struct Row {
     name: String,
     channel: Option<String>,
     data: String,
+    user: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -58,9 +61,15 @@ impl Store {
                 at INTEGER NOT NULL,
                 name TEXT NOT NULL,
                 channel TEXT,
-                data TEXT NOT NULL)",
+                data TEXT NOT NULL,
+                user TEXT)",
             None,
         )?;
+        // Tables from before per-user events (`command.result`) lack `user`: add it. (SQLite
+        // has no ADD COLUMN IF NOT EXISTS; the probe below fails if the column is still missing.)
+        if sql.exec("SELECT user FROM events LIMIT 0", None).is_err() {
+            sql.exec("ALTER TABLE events ADD COLUMN user TEXT", None)?;
+        }
         // Older versions kept an index on `at`; it cost a page write per batch.
         sql.exec("DROP INDEX IF EXISTS events_at", None)?;
         sql.exec(
@@ -168,19 +177,20 @@ impl Store {
     pub fn append(&self, events: &[EdgeEvent]) -> Result<()> {
         for part in events.chunks(INSERT_ROWS) {
             let mut sql =
-                String::from("INSERT INTO events (cursor, at, name, channel, data) VALUES ");
-            let mut args = Vec::with_capacity(part.len() * 5);
+                String::from("INSERT INTO events (cursor, at, name, channel, data, user) VALUES ");
+            let mut args = Vec::with_capacity(part.len() * ROW_PARAMETERS);
             for (i, e) in part.iter().enumerate() {
                 sql.push_str(if i == 0 {
-                    "(?, ?, ?, ?, ?)"
+                    "(?, ?, ?, ?, ?, ?)"
                 } else {
-                    ", (?, ?, ?, ?, ?)"
+                    ", (?, ?, ?, ?, ?, ?)"
                 });
                 args.push(SqlStorageValue::Integer(e.cursor as i64));
                 args.push(SqlStorageValue::Integer(e.at as i64));
                 args.push(e.name.as_str().into());
                 args.push(e.channel.map(|c| c.to_string()).into());
                 args.push(e.data.as_str().into());
+                args.push(e.user.as_deref().into());
             }
             self.sql.exec(&sql, args)?;
         }
@@ -237,7 +247,7 @@ impl Store {
         let rows: Vec<Row> = self
             .sql
             .exec(
-                "SELECT cursor, at, name, channel, data FROM events
+                "SELECT cursor, at, name, channel, data, user FROM events
                  WHERE cursor > ? ORDER BY cursor",
                 vec![SqlStorageValue::Integer(after as i64)],
             )?
@@ -250,6 +260,7 @@ impl Store {
                 name: r.name,
                 channel: r.channel.and_then(|c| c.parse().ok()),
                 data: r.data,
+                user: r.user,
             })
             .collect())
     }

@@ -98,7 +98,7 @@ impl Hub {
             let mut last = after;
             for e in self.store.read_after(after)? {
                 last = e.cursor;
-                if !query.filter.matches(&e.name, e.channel, e.is_control()) {
+                if !e.is_for(user.as_deref(), &query.filter) {
                     continue;
                 }
                 e.frame(&mut buf);
