@@ -409,7 +409,18 @@ async fn oversized_bodies_and_headers_are_refused() {
 // ---- Gateway commands (ops 3, 4, 8): through the same queue to the session's socket ----
 
 /// The `d` of every payload the holder sent the sim with `op`, with its receipt time (µs).
-fn gateway_sent(sim: &Sim, op: u64) -> Vec<(Value, u64)> {
+/// The `d` and arrival time of every payload with `op` the sim got, once it has handled at least
+/// `at_least` of them ("sent" means the holder wrote the frame; the sim reads it a moment later).
+async fn gateway_sent(sim: &Sim, op: u64, at_least: u64) -> Vec<(Value, u64)> {
+    let handled = move |st: &discord_sim::SimStats| match op {
+        3 => st.presence_updates,
+        4 => st.voice_state_updates,
+        8 => st.member_requests,
+        _ => unreachable!("op {op} is not a gateway command the tests send"),
+    };
+    tokio::time::timeout(T, sim.wait_for(|st| handled(st) >= at_least))
+        .await
+        .unwrap_or_else(|_| panic!("the sim never got {at_least} op {op} payload(s)"));
     sim.gateway_received()
         .into_iter()
         .filter(|r| r.op == Some(op))
@@ -471,7 +482,10 @@ async fn each_gateway_command_reaches_the_gateway_with_its_op_and_d() {
     assert_eq!(answer["status"], "sent");
     assert_eq!(answer["result"], json!({"op": 4}));
     assert_eq!(tp.as_deref(), Some(TRACEPARENT));
-    let (d, _) = gateway_sent(&s.sim, 4).pop().expect("op 4 reached the sim");
+    let (d, _) = gateway_sent(&s.sim, 4, 1)
+        .await
+        .pop()
+        .expect("op 4 reached the sim");
     assert_eq!(
         d,
         json!({"guild_id": guild, "channel_id": demo::LOUNGE.to_string(), "self_mute": false, "self_deaf": true})
@@ -496,7 +510,10 @@ async fn each_gateway_command_reaches_the_gateway_with_its_op_and_d() {
     );
     let (status, answer, _) = s.post(&presence).await;
     assert_eq!(status, 200, "{answer}");
-    let (d, _) = gateway_sent(&s.sim, 3).pop().expect("op 3 reached the sim");
+    let (d, _) = gateway_sent(&s.sim, 3, 1)
+        .await
+        .pop()
+        .expect("op 3 reached the sim");
     assert_eq!(
         d,
         json!({"since": null, "activities": [{"name": "the tests", "type": 0}], "status": "dnd", "afk": false})
@@ -512,7 +529,10 @@ async fn each_gateway_command_reaches_the_gateway_with_its_op_and_d() {
     let (status, answer, _) = s.post(&members).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["result"], json!({"op": 8, "nonce": "cmd-m1"}));
-    let (d, _) = gateway_sent(&s.sim, 8).pop().expect("op 8 reached the sim");
+    let (d, _) = gateway_sent(&s.sim, 8, 1)
+        .await
+        .pop()
+        .expect("op 8 reached the sim");
     assert_eq!(
         d,
         json!({"guild_id": guild, "query": "al", "limit": 5, "nonce": "cmd-m1"})
@@ -573,7 +593,11 @@ async fn member_requests_are_paced_per_guild_and_discord_never_says_rate_limited
     for (status, answer, _) in &answers {
         assert_eq!(*status, 200, "{answer}");
     }
-    let at: Vec<u64> = gateway_sent(&s.sim, 8).iter().map(|(_, at)| *at).collect();
+    let at: Vec<u64> = gateway_sent(&s.sim, 8, 3)
+        .await
+        .iter()
+        .map(|(_, at)| *at)
+        .collect();
     assert_eq!(at.len(), 3);
     for pair in at.windows(2) {
         assert!(
@@ -628,7 +652,7 @@ async fn a_burst_of_gateway_commands_never_trips_the_send_limit_and_heartbeats_g
         "{sent} of 150 sent: the send limit's command share (120 minus heartbeat slots) in a minute"
     );
     assert_eq!(
-        gateway_sent(&s.sim, 4).len(),
+        gateway_sent(&s.sim, 4, sent as u64).await.len(),
         sent,
         "one op 4 per sent command"
     );
@@ -686,7 +710,8 @@ async fn commands_wait_for_the_gateway_to_come_back_or_fail_at_their_deadline() 
     };
     assert_eq!(answer.0, 200, "{}", answer.1);
     assert!(s.sim.stats().resumes >= 1, "the session was resumed");
-    let voice_payloads = gateway_sent(&s.sim, 4);
+    // cmd-w0 and cmd-back.
+    let voice_payloads = gateway_sent(&s.sim, 4, 2).await;
     assert!(
         voice_payloads
             .iter()
