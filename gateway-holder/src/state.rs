@@ -389,6 +389,18 @@ impl StateStore {
         });
     }
 
+    /// The saved session's `resume_gateway_url` stayed unreachable: resume on this URL instead
+    /// (from `GET /gateway/bot`), also after a restart.
+    pub fn set_resume_url(&self, resume_url: &str) {
+        self.update(|s| match s.session.as_mut() {
+            Some(sess) if sess.resume_url != resume_url => {
+                sess.resume_url = resume_url.to_owned();
+                true
+            }
+            _ => false,
+        });
+    }
+
     /// The session can't be resumed (op 9 false, 4007, 4009).
     pub fn clear_session(&self) {
         self.update(|s| s.session.take().is_some());

@@ -4,7 +4,10 @@
 //! - HELLO starts the heartbeat (jittered first beat); a beat without an ACK before the next one is
 //!   a zombie: close with 4000 (never 1000/1001) and RESUME.
 //! - RESUME goes to READY's `resume_gateway_url`; IDENTIFY to the URL from `/gateway/bot`, after the
-//!   session-start guard.
+//!   session-start guard. When the resume URL can't be reached `RESUME_URL_ATTEMPTS` times in a
+//!   row (refused, TLS or websocket handshake failure, timeout, no HELLO), the holder forgets it and
+//!   resumes the same session on the URL from `/gateway/bot` (no session-start guard: a RESUME
+//!   starts no session; if Discord refuses it, op 9 `false`, the holder identifies as usual).
 //! - op 7, op 9 `true` and the resumable close codes resume; op 9 `false`, 4007 and 4009 identify
 //!   anew; 4004 and 4010-4014 end the process.
 //! - Reconnects back off (jittered, capped) unless the connection had reached READY/RESUMED and
@@ -35,6 +38,10 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::{borrow::Cow, sync::Arc, time::Duration};
 use tokio::{sync::watch, time::Instant};
+
+/// Failed connection attempts in a row to READY's `resume_gateway_url` before the holder resumes
+/// on the URL from `GET /gateway/bot` instead.
+pub const RESUME_URL_ATTEMPTS: u32 = 3;
 
 #[derive(Clone, Debug)]
 pub struct GatewayConfig {
@@ -90,6 +97,9 @@ pub struct Gateway {
     last_identify: Option<Instant>,
     /// Browser commands for the socket (ops 3, 4, 8), kept across reconnects.
     outbox: Option<Outbox>,
+    /// Connection attempts to the session's resume URL that failed in a row (see
+    /// `RESUME_URL_ATTEMPTS`).
+    resume_url_failures: u32,
 }
 
 #[derive(Deserialize)]
@@ -177,6 +187,7 @@ impl Gateway {
             session,
             last_identify: None,
             outbox: None,
+            resume_url_failures: 0,
         }
     }
 
@@ -229,6 +240,13 @@ impl Gateway {
             if self.sleep_or_shutdown(delay).await {
                 return Exit::Shutdown;
             }
+            if self.session.is_some() && self.resume_url_failures >= RESUME_URL_ATTEMPTS {
+                match self.fall_back_from_resume_url(&mut backoff).await {
+                    Ok(true) => {}
+                    Ok(false) => return Exit::Shutdown,
+                    Err(exit) => return exit,
+                }
+            }
             let base = match &self.session {
                 Some(s) => s.resume_url.clone(),
                 None => match self.identify_url(&mut backoff).await {
@@ -237,6 +255,7 @@ impl Gateway {
                     Err(exit) => return exit,
                 },
             };
+            let resuming = self.session.is_some();
             let url = match gateway_url(&base, self.cfg.compression) {
                 Ok(u) => u,
                 Err(e) => {
@@ -255,13 +274,25 @@ impl Gateway {
                 Ok(c) => c,
                 Err(e) => {
                     self.count_reconnect("connect_error");
+                    if resuming {
+                        self.resume_url_failures += 1;
+                    }
                     delay = backoff.next_delay();
                     tracing::warn!(error = %e, host = url.host_str().unwrap_or(""), attempt = backoff.attempts(), "gateway connect failed");
                     continue;
                 }
             };
-            let mut reached_ready = false;
-            let end = self.run_connection(conn, &mut reached_ready).await;
+            let mut progress = Progress::default();
+            let end = self.run_connection(conn, &mut progress).await;
+            if resuming {
+                // A socket that never said HELLO is as unusable as one that never opened.
+                self.resume_url_failures = if progress.hello {
+                    0
+                } else {
+                    self.resume_url_failures + 1
+                };
+            }
+            let reached_ready = progress.ready;
             if reached_ready {
                 backoff.reset();
             }
@@ -305,9 +336,57 @@ impl Gateway {
     }
 
     fn forget_session(&mut self) {
+        self.resume_url_failures = 0;
         if self.session.take().is_some() {
             self.store.clear_session();
         }
+    }
+
+    /// The session's resume URL failed `RESUME_URL_ATTEMPTS` times in a row: forget it and resume
+    /// the same session (same id and seq, so nothing is lost) on the URL `GET /gateway/bot` gives
+    /// (or `DISCORD_GATEWAY_URL`). `Ok(false)` on shutdown.
+    async fn fall_back_from_resume_url(&mut self, backoff: &mut Backoff) -> Result<bool, Exit> {
+        let url = loop {
+            match start_limit::fetch(&self.http, &self.cfg.api_url, &self.cfg.token).await {
+                Ok(info) => {
+                    break match &self.cfg.gateway_url {
+                        Some(u) => u.to_string(),
+                        None => info.url,
+                    }
+                }
+                Err(GatewayBotError::Unauthorized) => return Err(Exit::Unauthorized),
+                Err(GatewayBotError::Other(e)) => {
+                    if let Some(u) = &self.cfg.gateway_url {
+                        break u.to_string();
+                    }
+                    let d = backoff.next_delay();
+                    tracing::warn!(error = %e, retry_in_ms = d.as_millis() as u64, "GET /gateway/bot failed (for a resume URL to fall back to)");
+                    if self.sleep_or_shutdown(d).await {
+                        return Ok(false);
+                    }
+                }
+            }
+        };
+        let failures = std::mem::take(&mut self.resume_url_failures);
+        if let Some(s) = self.session.as_mut() {
+            // scheme://host:port only: the path and query are of no use in a log.
+            let host = |u: &str| {
+                url::Url::parse(u)
+                    .map(|u| u.origin().ascii_serialization())
+                    .unwrap_or_default()
+            };
+            tracing::warn!(
+                failures,
+                unreachable = %host(&s.resume_url),
+                fallback = %host(&url),
+                seq = s.seq,
+                "resume_gateway_url unreachable; falling back to the URL from GET /gateway/bot to RESUME the same session"
+            );
+            s.resume_url = url;
+            self.store.set_resume_url(&s.resume_url);
+            self.count_reconnect("resume_url_fallback");
+        }
+        Ok(true)
     }
 
     fn count_reconnect(&self, cause: impl Into<String>) {
@@ -401,7 +480,7 @@ impl Gateway {
         }
     }
 
-    async fn run_connection(&mut self, mut conn: Connection, ready: &mut bool) -> End {
+    async fn run_connection(&mut self, mut conn: Connection, progress: &mut Progress) -> End {
         // HELLO first.
         let hello = tokio::select! {
             r = tokio::time::timeout(Duration::from_secs(30), conn.recv()) => r,
@@ -444,6 +523,8 @@ impl Gateway {
                 };
             }
         };
+        progress.hello = true;
+        let ready = &mut progress.ready;
         let mut hb = Heartbeat::on_hello(interval, rand::thread_rng().gen(), Instant::now());
         let mut limiter = SendLimiter::new(interval);
 
@@ -764,6 +845,15 @@ impl Gateway {
         }
         None
     }
+}
+
+/// How far one connection got.
+#[derive(Default)]
+struct Progress {
+    /// HELLO arrived: the URL works.
+    hello: bool,
+    /// READY or RESUMED arrived.
+    ready: bool,
 }
 
 /// A change in the command outbox, or never when commands aren't wired in.
