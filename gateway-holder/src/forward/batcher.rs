@@ -1,5 +1,5 @@
-//! The forwarder's ordered buffer and the ingest batch encoding. Each envelope is serialized once,
-//! when it leaves the bus, and a batch body is those bytes joined, so a retried or split batch never
+//! The forwarder's ordered buffer and the ingest batch encoding. Each envelope is encoded once, by
+//! the session before it goes on the bus, and a batch body is those bytes joined, so a retried or split batch never
 //! re-encodes anything and `d` stays the exact bytes Discord sent.
 //!
 //! Order is kept across three places, oldest first: `front` (a spill segment read back), the other
@@ -8,37 +8,32 @@
 
 use super::spill::Spill;
 use crate::bus::Dispatch;
+use bytes::Bytes;
 use contracts::{GatewayState, HolderGap};
 use serde::Deserialize;
-use std::{collections::VecDeque, io, time::Instant};
+use std::{collections::VecDeque, io, sync::Arc, time::Instant};
 
 /// One encoded envelope.
 #[derive(Clone, Debug)]
 pub struct Entry {
     pub id: u64,
     pub seq: u64,
-    pub session_id: String,
-    pub kind: String,
-    pub json: Vec<u8>,
+    pub session_id: Arc<str>,
+    pub kind: Arc<str>,
+    pub json: Bytes,
     /// When the dispatch came off the socket; unknown for envelopes read back from a spill.
     pub received: Option<Instant>,
 }
 
 impl Entry {
     pub fn from_dispatch(d: &Dispatch) -> Entry {
-        let e = &d.envelope;
         Entry {
-            id: e.id,
-            seq: e.seq,
-            session_id: e.session_id.clone(),
-            kind: e.kind.clone(),
-            json: {
-                // Sized up front: growing from empty re-copied `d` several times per envelope.
-                let mut json = Vec::with_capacity(e.d.get().len() + e.session_id.len() + 256);
-                // Serializing plain strings, integers and a RawValue cannot fail.
-                serde_json::to_writer(&mut json, e).expect("an envelope always serializes");
-                json
-            },
+            id: d.id,
+            seq: d.seq,
+            session_id: d.session_id.clone(),
+            kind: d.kind.clone(),
+            // Encoded once, by the session (`gateway/envelope.rs`); shared, not copied.
+            json: d.json.clone(),
             received: Some(d.received),
         }
     }
@@ -57,9 +52,9 @@ impl Entry {
         Ok(Entry {
             id: head.id,
             seq: head.seq,
-            session_id: head.session_id,
-            kind: head.kind,
-            json: line.to_vec(),
+            session_id: head.session_id.into(),
+            kind: head.kind.into(),
+            json: Bytes::copy_from_slice(line),
             received: None,
         })
     }
@@ -125,7 +120,7 @@ pub struct Take {
 /// The last envelope made durable by a commit or a spill.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Durable {
-    pub session_id: String,
+    pub session_id: Arc<str>,
     pub seq: u64,
     pub id: u64,
 }

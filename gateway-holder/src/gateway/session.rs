@@ -20,6 +20,8 @@ use super::{
     backoff::Backoff,
     close_code::{self, CloseAction},
     connection::{gateway_url, Connection, Incoming, RESUMABLE_CLOSE},
+    envelope::{self, SessionPart},
+    frame::{FrameView, Scanner},
     heartbeat::{Beat, Heartbeat},
     send_limit::{Kind, Refusal, SendLimiter},
     start_limit::{self, GatewayBotError},
@@ -32,7 +34,7 @@ use crate::{
     metrics::Metrics,
     state::StateStore,
 };
-use contracts::{Envelope, GatewayState, Snowflake, Version};
+use contracts::{GatewayState, Snowflake};
 use rand::Rng;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -77,10 +79,24 @@ enum End {
 }
 
 struct Live {
-    session_id: String,
+    session_id: Arc<str>,
+    /// The session's fixed part of every envelope.
+    part: SessionPart,
     resume_url: String,
     seq: u64,
     id_offset: i64,
+}
+
+impl Live {
+    fn new(session_id: &str, resume_url: String, seq: u64, id_offset: i64) -> Live {
+        Live {
+            session_id: session_id.into(),
+            part: SessionPart::new(session_id),
+            resume_url,
+            seq,
+            id_offset,
+        }
+    }
 }
 
 pub struct Gateway {
@@ -100,8 +116,13 @@ pub struct Gateway {
     /// Connection attempts to the session's resume URL that failed in a row (see
     /// `RESUME_URL_ATTEMPTS`).
     resume_url_failures: u32,
+    /// Checks and splits every gateway message (keeps its stack between messages).
+    scanner: Scanner,
+    /// `t` values seen, shared by every envelope of that type instead of a string each.
+    kinds: Vec<Arc<str>>,
 }
 
+/// A gateway message as serde decodes it: the reference `frame.rs` is tested (and fuzzed) against.
 #[derive(Deserialize)]
 pub struct Frame<'a> {
     pub op: u8,
@@ -127,7 +148,7 @@ pub struct Hello {
 }
 
 /// The top-level ids of a dispatch, when present and well-formed, as serde decodes them (the hot
-/// path uses the equivalent scan in `route.rs`; the fuzz target and its tests compare the two).
+/// path uses the equivalent scan in `frame.rs`; its tests compare the two).
 #[derive(Deserialize, Default)]
 pub struct Routing<'a> {
     #[serde(borrow, default)]
@@ -158,12 +179,9 @@ impl Gateway {
         shutdown: watch::Receiver<bool>,
     ) -> Gateway {
         let snap = store.snapshot();
-        let session = snap.session.map(|s| Live {
-            session_id: s.session_id,
-            resume_url: s.resume_url,
-            seq: s.seq,
-            id_offset: s.id_offset,
-        });
+        let session = snap
+            .session
+            .map(|s| Live::new(&s.session_id, s.resume_url, s.seq, s.id_offset));
         if let Some(s) = &session {
             tracing::info!(
                 seq = s.seq,
@@ -188,6 +206,8 @@ impl Gateway {
             last_identify: None,
             outbox: None,
             resume_url_failures: 0,
+            scanner: Scanner::new(),
+            kinds: Vec::new(),
         }
     }
 
@@ -491,11 +511,11 @@ impl Gateway {
         };
         let interval = match hello {
             Ok(Ok(Incoming::Message(bytes))) => {
-                match serde_json::from_slice::<Frame>(&bytes).ok().and_then(|f| {
+                match self.scanner.scan(&bytes).ok().and_then(|f| {
                     (f.op == 10)
                         .then_some(f.d)
                         .flatten()
-                        .and_then(|d| serde_json::from_str::<Hello>(d.get()).ok())
+                        .and_then(|d| serde_json::from_str::<Hello>(d).ok())
                 }) {
                     Some(h) => Duration::from_millis(h.heartbeat_interval.max(1)),
                     None => {
@@ -532,7 +552,7 @@ impl Gateway {
             Some(s) => (
                 serde_json::json!({"op": 6, "d": {
                     "token": self.cfg.token.expose(),
-                    "session_id": s.session_id,
+                    "session_id": &*s.session_id,
                     "seq": s.seq,
                 }}),
                 "resume",
@@ -624,10 +644,11 @@ impl Gateway {
                         }
                     };
                     let received = std::time::Instant::now();
-                    let frame = match serde_json::from_slice::<Frame>(&bytes) {
+                    let frame = match self.scanner.scan(&bytes) {
                         Ok(f) => f,
                         Err(e) => {
-                            tracing::error!(error = %e, bytes = bytes.len(), "undecodable gateway message skipped");
+                            // Never forwarded: only a message checked as JSON becomes an envelope.
+                            tracing::error!(error = %e, bytes = bytes.len(), "gateway message is not valid JSON (or not a gateway frame); skipped");
                             continue;
                         }
                     };
@@ -652,13 +673,13 @@ impl Gateway {
                             return End::Resume { cause: "op 7 reconnect".into(), immediate: true };
                         }
                         9 => {
-                            let resumable = frame.d.is_some_and(|d| d.get().trim() == "true");
+                            let resumable = frame.d == Some("true");
                             self.count_reconnect(if resumable { "op9_resumable" } else { "op9" });
                             conn.close(RESUMABLE_CLOSE).await;
                             return End::InvalidSession { resumable };
                         }
                         10 => {
-                            if let Some(h) = frame.d.and_then(|d| serde_json::from_str::<Hello>(d.get()).ok()) {
+                            if let Some(h) = frame.d.and_then(|d| serde_json::from_str::<Hello>(d).ok()) {
                                 let iv = Duration::from_millis(h.heartbeat_interval.max(1));
                                 hb = Heartbeat::on_hello(iv, rand::thread_rng().gen(), Instant::now());
                             }
@@ -749,11 +770,11 @@ impl Gateway {
     /// Op 0: number it, wrap it, put it on the bus.
     async fn dispatch(
         &mut self,
-        frame: Frame<'_>,
+        frame: FrameView<'_>,
         received: std::time::Instant,
         ready: &mut bool,
     ) -> Option<End> {
-        let kind = frame.t.as_deref().unwrap_or("UNKNOWN").to_owned();
+        let kind = frame.t.as_deref().unwrap_or("UNKNOWN");
         if kind == "RESUMED" {
             *ready = true;
             self.set_state(GatewayState::Ready);
@@ -763,38 +784,33 @@ impl Gateway {
             tracing::warn!(kind, "dispatch without a sequence number skipped");
             return None;
         };
-        let d = frame.d.map_or_else(
-            || RawValue::from_string("null".into()).expect("null is JSON"),
-            |d| d.to_owned(),
-        );
         if kind == "READY" {
-            {
-                let r: Ready = match serde_json::from_str(d.get()) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::error!(error = %e, "READY without session_id/resume_gateway_url");
-                        return Some(End::Reidentify {
-                            cause: "malformed READY".into(),
-                        });
-                    }
-                };
-                let next_id = (self.last_id + 1).max(self.store.id_floor());
-                // i128: a peer sending `s` ≥ 2^63 must not overflow (found by review of the fuzz target).
-                let id_offset = (i128::from(next_id) - i128::from(seq))
-                    .clamp(i128::from(i64::MIN), i128::from(i64::MAX))
-                    as i64;
-                self.store
-                    .new_session(&r.session_id, &r.resume_gateway_url, id_offset);
-                self.session = Some(Live {
-                    session_id: r.session_id.into_owned(),
-                    resume_url: r.resume_gateway_url.into_owned(),
-                    seq: seq.saturating_sub(1),
-                    id_offset,
-                });
-                *ready = true;
-                self.set_state(GatewayState::Ready);
-                tracing::info!(first_id = next_id, "READY: new session");
-            }
+            let r: Ready = match serde_json::from_str(frame.d.unwrap_or("null")) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = %e, "READY without session_id/resume_gateway_url");
+                    return Some(End::Reidentify {
+                        cause: "malformed READY".into(),
+                    });
+                }
+            };
+            let next_id = (self.last_id + 1).max(self.store.id_floor());
+            // i128: a peer sending `s` ≥ 2^63 must not overflow (found by review of the fuzz target).
+            let id_offset = (i128::from(next_id) - i128::from(seq))
+                .clamp(i128::from(i64::MIN), i128::from(i64::MAX))
+                as i64;
+            self.store
+                .new_session(&r.session_id, &r.resume_gateway_url, id_offset);
+            self.resume_url_failures = 0;
+            self.session = Some(Live::new(
+                &r.session_id,
+                r.resume_gateway_url.into_owned(),
+                seq.saturating_sub(1),
+                id_offset,
+            ));
+            *ready = true;
+            self.set_state(GatewayState::Ready);
+            tracing::info!(first_id = next_id, "READY: new session");
         }
         let session = self.session.as_mut()?;
         if seq <= session.seq {
@@ -821,30 +837,45 @@ impl Gateway {
         }
         self.last_id = id;
         self.store.reserve(id);
-        let (guild_id, channel_id) = super::route::route(d.get());
-        let envelope = Envelope {
-            version: Version,
+        let json = envelope::encode(
+            &session.part,
+            &envelope::Fields {
+                id,
+                seq,
+                t_json: frame.t_json,
+                guild_id: frame.guild_id,
+                channel_id: frame.channel_id,
+                received_at: unix_ms(),
+                d: frame.d,
+            },
+        );
+        let dispatch = Dispatch {
             id,
-            shard: 0,
-            session_id: session.session_id.clone(),
             seq,
-            kind,
-            guild_id,
-            channel_id,
-            received_at: unix_ms(),
-            d,
+            session_id: session.session_id.clone(),
+            kind: intern(&mut self.kinds, kind),
+            json: json.into(),
+            received,
         };
-        if self
-            .bus
-            .publish(Arc::new(Dispatch { envelope, received }))
-            .await
-            .is_err()
-        {
+        if self.bus.publish(Arc::new(dispatch)).await.is_err() {
             tracing::error!("the forwarder stopped; ending the session loop");
             return Some(End::Shutdown);
         }
         None
     }
+}
+
+/// The shared string for the dispatch type `kind`. Discord has a few dozen types; past 64 distinct
+/// ones (a misbehaving peer) new ones are simply not kept.
+fn intern(kinds: &mut Vec<Arc<str>>, kind: &str) -> Arc<str> {
+    if let Some(k) = kinds.iter().find(|k| ***k == *kind) {
+        return k.clone();
+    }
+    let k: Arc<str> = kind.into();
+    if kinds.len() < 64 {
+        kinds.push(k.clone());
+    }
+    k
 }
 
 /// How far one connection got.
