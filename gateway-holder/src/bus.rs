@@ -3,7 +3,6 @@
 //! instead of anything being dropped. Other subscribers (metrics today, the voice tracker later) use
 //! a broadcast channel, where a slow subscriber loses items and each loss is counted, never silent.
 
-use bytes::Bytes;
 use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc};
 
@@ -17,7 +16,7 @@ pub struct Dispatch {
     /// Discord's `t`.
     pub kind: Arc<str>,
     /// The `contracts::Envelope` as JSON (`gateway/envelope.rs`).
-    pub json: Bytes,
+    pub json: Vec<u8>,
     /// When the frame was read off the socket (for the forward latency histogram).
     pub received: std::time::Instant,
 }
@@ -85,7 +84,7 @@ mod tests {
             seq,
             session_id: "s".into(),
             kind: "MESSAGE_CREATE".into(),
-            json: Bytes::from_static(b"{}"),
+            json: b"{}".to_vec(),
             received: std::time::Instant::now(),
         })
     }

@@ -7,11 +7,27 @@
 //! because a spill always moves the whole of memory, in order, into a new segment.
 
 use super::spill::Spill;
-use crate::bus::Dispatch;
-use bytes::Bytes;
+use crate::bus::Item;
 use contracts::{GatewayState, HolderGap};
 use serde::Deserialize;
-use std::{collections::VecDeque, io, sync::Arc, time::Instant};
+use std::{collections::VecDeque, io, ops::Deref, sync::Arc, time::Instant};
+
+/// An envelope's JSON: shared with the bus item it came from, or read back from a spill.
+#[derive(Clone, Debug)]
+pub enum Json {
+    Dispatch(Item),
+    Line(Vec<u8>),
+}
+
+impl Deref for Json {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Json::Dispatch(d) => &d.json,
+            Json::Line(l) => l,
+        }
+    }
+}
 
 /// One encoded envelope.
 #[derive(Clone, Debug)]
@@ -20,21 +36,21 @@ pub struct Entry {
     pub seq: u64,
     pub session_id: Arc<str>,
     pub kind: Arc<str>,
-    pub json: Bytes,
+    pub json: Json,
     /// When the dispatch came off the socket; unknown for envelopes read back from a spill.
     pub received: Option<Instant>,
 }
 
 impl Entry {
-    pub fn from_dispatch(d: &Dispatch) -> Entry {
+    pub fn from_dispatch(d: Item) -> Entry {
         Entry {
             id: d.id,
             seq: d.seq,
             session_id: d.session_id.clone(),
             kind: d.kind.clone(),
-            // Encoded once, by the session (`gateway/envelope.rs`); shared, not copied.
-            json: d.json.clone(),
             received: Some(d.received),
+            // Encoded once, by the session (`gateway/envelope.rs`); shared, not copied.
+            json: Json::Dispatch(d),
         }
     }
 
@@ -54,7 +70,7 @@ impl Entry {
             seq: head.seq,
             session_id: head.session_id.into(),
             kind: head.kind.into(),
-            json: Bytes::copy_from_slice(line),
+            json: Json::Line(line.to_vec()),
             received: None,
         })
     }

@@ -127,7 +127,7 @@ impl Forwarder {
 
     fn accept(&mut self, item: Option<crate::bus::Item>) {
         match item {
-            Some(d) => self.buffer.push(Entry::from_dispatch(&d)),
+            Some(d) => self.buffer.push(Entry::from_dispatch(d)),
             None => {
                 self.input_open = false;
                 if self.flush_deadline.is_none() {

@@ -21,6 +21,8 @@ pub struct Inflater {
     ctx: Decompress,
     compressed: Vec<u8>,
     out: Vec<u8>,
+    /// A buffer given back after a `take_message`, to inflate the next message into.
+    spare: Vec<u8>,
 }
 
 /// The largest message, compressed or inflated, a peer may make us hold.
@@ -38,22 +40,41 @@ impl Inflater {
             ctx: Decompress::new(true),
             compressed: Vec::new(),
             out: Vec::with_capacity(64 * 1024),
+            spare: Vec::new(),
+        }
+    }
+
+    /// Moves out the message the last `push` returned (no copy); the next message is inflated
+    /// into the buffer last given back with [`Inflater::give_back`], or a new one.
+    pub fn take_message(&mut self) -> Vec<u8> {
+        std::mem::replace(&mut self.out, std::mem::take(&mut self.spare))
+    }
+
+    /// Returns a buffer from `take_message` for reuse (a very large one is let go).
+    pub fn give_back(&mut self, mut buf: Vec<u8>) {
+        if buf.capacity() <= 1024 * 1024 && buf.capacity() > self.spare.capacity() {
+            buf.clear();
+            self.spare = buf;
         }
     }
 
     /// Feeds one binary frame. Returns the whole decompressed message once the frame completes it,
     /// `None` while more frames are needed. The returned slice is valid until the next call.
     pub fn push(&mut self, frame: &[u8]) -> Result<Option<&[u8]>, InflateError> {
-        self.compressed.extend_from_slice(frame);
-        if !self.compressed.ends_with(&SUFFIX) {
-            // Bound a stream that never completes a message (a broken peer).
-            if self.compressed.len() > MAX_MESSAGE_BYTES {
-                return Err(InflateError("message larger than 64 MiB".into()));
+        // A whole message in one frame (the usual case) is inflated from the frame itself.
+        let whole = self.compressed.is_empty() && frame.ends_with(&SUFFIX);
+        if !whole {
+            self.compressed.extend_from_slice(frame);
+            if !self.compressed.ends_with(&SUFFIX) {
+                // Bound a stream that never completes a message (a broken peer).
+                if self.compressed.len() > MAX_MESSAGE_BYTES {
+                    return Err(InflateError("message larger than 64 MiB".into()));
+                }
+                return Ok(None);
             }
-            return Ok(None);
         }
         self.out.clear();
-        let mut input: &[u8] = &self.compressed;
+        let mut input: &[u8] = if whole { frame } else { &self.compressed };
         loop {
             if self.out.len() > MAX_MESSAGE_BYTES {
                 // A small frame can inflate ~1000×: bound the output, not only the input.
@@ -137,6 +158,13 @@ mod tests {
         // The third message depends on the dictionary built by the first two.
         assert_eq!(rx.push(&tx.message(c)).unwrap().unwrap(), c);
         assert_eq!(rx.push(&tx.message(a)).unwrap().unwrap(), a);
+        // Taking a message out and giving the buffer back keeps the stream going.
+        let took = rx.take_message();
+        assert_eq!(took, a);
+        rx.give_back(took);
+        assert_eq!(rx.push(&tx.message(c)).unwrap().unwrap(), c);
+        assert_eq!(rx.take_message(), c);
+        assert_eq!(rx.push(&tx.message(&big)).unwrap().unwrap(), &big[..]);
     }
 
     #[test]

@@ -19,7 +19,7 @@
 use super::{
     backoff::Backoff,
     close_code::{self, CloseAction},
-    connection::{gateway_url, Connection, Incoming, RESUMABLE_CLOSE},
+    connection::{gateway_url, ConnError, Connection, Incoming, RESUMABLE_CLOSE},
     envelope::{self, SessionPart},
     frame::{FrameView, Scanner},
     heartbeat::{Beat, Heartbeat},
@@ -35,6 +35,7 @@ use crate::{
     state::StateStore,
 };
 use contracts::{GatewayState, Snowflake};
+use futures::FutureExt;
 use rand::Rng;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -120,6 +121,7 @@ pub struct Gateway {
     scanner: Scanner,
     /// `t` values seen, shared by every envelope of that type instead of a string each.
     kinds: Vec<Arc<str>>,
+    clock: WallClock,
 }
 
 /// A gateway message as serde decodes it: the reference `frame.rs` is tested (and fuzzed) against.
@@ -167,6 +169,31 @@ fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// `received_at` (unix ms) from the monotonic instant every dispatch is stamped with anyway,
+/// re-anchored to the system clock at least every second: one clock read per dispatch, not two.
+struct WallClock {
+    anchor: std::time::Instant,
+    anchor_ms: u64,
+}
+
+impl WallClock {
+    fn new() -> WallClock {
+        WallClock {
+            anchor: std::time::Instant::now(),
+            anchor_ms: unix_ms(),
+        }
+    }
+
+    fn unix_ms(&mut self, at: std::time::Instant) -> u64 {
+        let since = at.saturating_duration_since(self.anchor);
+        if since >= Duration::from_secs(1) {
+            *self = WallClock::new();
+            return self.anchor_ms;
+        }
+        self.anchor_ms + since.as_millis() as u64
+    }
+}
+
 impl Gateway {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -208,6 +235,7 @@ impl Gateway {
             resume_url_failures: 0,
             scanner: Scanner::new(),
             kinds: Vec::new(),
+            clock: WallClock::new(),
         }
     }
 
@@ -595,8 +623,15 @@ impl Gateway {
         );
 
         let mut commands_live = false;
+        // One timer for the whole connection, moved when the heartbeat deadline moves (a new
+        // `sleep_until` per loop turn registered and cleared a timer entry per message).
+        let beat = tokio::time::sleep_until(hb.deadline());
+        tokio::pin!(beat);
         loop {
             let deadline = hb.deadline();
+            if beat.deadline() != deadline {
+                beat.as_mut().reset(deadline);
+            }
             if *ready && !commands_live {
                 // READY/RESUMED: commands that waited for the connection may go now.
                 commands_live = true;
@@ -611,7 +646,7 @@ impl Gateway {
                     conn.close(RESUMABLE_CLOSE).await;
                     return End::Shutdown;
                 }
-                _ = tokio::time::sleep_until(deadline) => {
+                _ = &mut beat => {
                     match hb.due(Instant::now()) {
                         Beat::Send => {
                             let p = self.heartbeat_payload();
@@ -635,65 +670,109 @@ impl Gateway {
                     }
                 }
                 r = conn.recv() => {
-                    let bytes = match r {
-                        Ok(Incoming::Message(b)) => b,
-                        Ok(Incoming::Closed(code)) => return self.closed(code),
-                        Err(e) => {
-                            self.count_reconnect("transport");
-                            return End::Resume { cause: e.to_string(), immediate: false };
-                        }
-                    };
-                    let received = std::time::Instant::now();
-                    let frame = match self.scanner.scan(&bytes) {
-                        Ok(f) => f,
-                        Err(e) => {
-                            // Never forwarded: only a message checked as JSON becomes an envelope.
-                            tracing::error!(error = %e, bytes = bytes.len(), "gateway message is not valid JSON (or not a gateway frame); skipped");
-                            continue;
-                        }
-                    };
-                    match frame.op {
-                        0 => {
-                            if let Some(end) = self.dispatch(frame, received, ready).await {
+                    let mut r = r;
+                    let mut handled = 0;
+                    loop {
+                        match self.on_message(r, &mut conn, &mut hb, &mut limiter, ready).await {
+                            After::Next => {}
+                            After::End(end) => return end,
+                            After::CloseAndEnd(end) => {
+                                conn.close(RESUMABLE_CLOSE).await;
                                 return end;
                             }
                         }
-                        1 => {
-                            hb.sent(Instant::now());
-                            let p = self.heartbeat_payload();
-                            if let Err(e) = self.send(&mut conn, &mut limiter, Kind::Heartbeat, p).await {
-                                self.count_reconnect("transport");
-                                return End::Resume { cause: e, immediate: false };
-                            }
+                        // Messages that are already here are handled without another trip
+                        // through the select (its timer and watch registrations cost more than
+                        // a small dispatch at full rate); every 32 the heartbeat, shutdown and
+                        // commands get their look.
+                        handled += 1;
+                        if handled == 32 {
+                            break;
                         }
-                        7 => {
-                            self.count_reconnect("op7");
-                            tracing::info!("Discord asked to reconnect (op 7)");
-                            conn.close(RESUMABLE_CLOSE).await;
-                            return End::Resume { cause: "op 7 reconnect".into(), immediate: true };
+                        match conn.recv().now_or_never() {
+                            Some(next) => r = next,
+                            None => break,
                         }
-                        9 => {
-                            let resumable = frame.d == Some("true");
-                            self.count_reconnect(if resumable { "op9_resumable" } else { "op9" });
-                            conn.close(RESUMABLE_CLOSE).await;
-                            return End::InvalidSession { resumable };
-                        }
-                        10 => {
-                            if let Some(h) = frame.d.and_then(|d| serde_json::from_str::<Hello>(d).ok()) {
-                                let iv = Duration::from_millis(h.heartbeat_interval.max(1));
-                                hb = Heartbeat::on_hello(iv, rand::thread_rng().gen(), Instant::now());
-                            }
-                        }
-                        11 => {
-                            if let Some(rtt) = hb.ack(Instant::now()) {
-                                self.metrics.heartbeat_rtt.observe(rtt.as_secs_f64());
-                            }
-                        }
-                        op => tracing::debug!(op, "ignoring gateway opcode"),
                     }
                 }
             }
         }
+    }
+
+    /// One message off the socket (or how the socket ended).
+    async fn on_message(
+        &mut self,
+        r: Result<Incoming, ConnError>,
+        conn: &mut Connection,
+        hb: &mut Heartbeat,
+        limiter: &mut SendLimiter,
+        ready: &mut bool,
+    ) -> After {
+        let bytes = match r {
+            Ok(Incoming::Message(b)) => b,
+            Ok(Incoming::Closed(code)) => return After::End(self.closed(code)),
+            Err(e) => {
+                self.count_reconnect("transport");
+                return After::End(End::Resume {
+                    cause: e.to_string(),
+                    immediate: false,
+                });
+            }
+        };
+        let received = std::time::Instant::now();
+        let frame = match self.scanner.scan(&bytes) {
+            Ok(f) => f,
+            Err(e) => {
+                // Never forwarded: only a message checked as JSON becomes an envelope.
+                tracing::error!(error = %e, bytes = bytes.len(), "gateway message is not valid JSON (or not a gateway frame); skipped");
+                return After::Next;
+            }
+        };
+        match frame.op {
+            0 => {
+                if let Some(end) = self.dispatch(frame, received, ready).await {
+                    return After::End(end);
+                }
+                conn.recycle(bytes);
+            }
+            1 => {
+                hb.sent(Instant::now());
+                let p = self.heartbeat_payload();
+                if let Err(e) = self.send(conn, limiter, Kind::Heartbeat, p).await {
+                    self.count_reconnect("transport");
+                    return After::End(End::Resume {
+                        cause: e,
+                        immediate: false,
+                    });
+                }
+            }
+            7 => {
+                self.count_reconnect("op7");
+                tracing::info!("Discord asked to reconnect (op 7)");
+                return After::CloseAndEnd(End::Resume {
+                    cause: "op 7 reconnect".into(),
+                    immediate: true,
+                });
+            }
+            9 => {
+                let resumable = frame.d == Some("true");
+                self.count_reconnect(if resumable { "op9_resumable" } else { "op9" });
+                return After::CloseAndEnd(End::InvalidSession { resumable });
+            }
+            10 => {
+                if let Some(h) = frame.d.and_then(|d| serde_json::from_str::<Hello>(d).ok()) {
+                    let iv = Duration::from_millis(h.heartbeat_interval.max(1));
+                    *hb = Heartbeat::on_hello(iv, rand::thread_rng().gen(), Instant::now());
+                }
+            }
+            11 => {
+                if let Some(rtt) = hb.ack(Instant::now()) {
+                    self.metrics.heartbeat_rtt.observe(rtt.as_secs_f64());
+                }
+            }
+            op => tracing::debug!(op, "ignoring gateway opcode"),
+        }
+        After::Next
     }
 
     /// Writes the browser commands that may go now (only once READY/RESUMED), through the
@@ -845,7 +924,7 @@ impl Gateway {
                 t_json: frame.t_json,
                 guild_id: frame.guild_id,
                 channel_id: frame.channel_id,
-                received_at: unix_ms(),
+                received_at: self.clock.unix_ms(received),
                 d: frame.d,
             },
         );
@@ -854,7 +933,7 @@ impl Gateway {
             seq,
             session_id: session.session_id.clone(),
             kind: intern(&mut self.kinds, kind),
-            json: json.into(),
+            json,
             received,
         };
         if self.bus.publish(Arc::new(dispatch)).await.is_err() {
@@ -876,6 +955,14 @@ fn intern(kinds: &mut Vec<Arc<str>>, kind: &str) -> Arc<str> {
         kinds.push(k.clone());
     }
     k
+}
+
+/// What one message asks of the connection loop.
+enum After {
+    Next,
+    End(End),
+    /// Close the socket with 4000 (the session stays resumable), then end.
+    CloseAndEnd(End),
 }
 
 /// How far one connection got.

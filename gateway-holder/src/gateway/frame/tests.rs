@@ -418,3 +418,38 @@ fn plain_runs_end_exactly_at_the_first_special_byte() {
         );
     }
 }
+
+/// `cargo test --release -p gateway-holder --lib scan_speed -- --ignored --nocapture`: the scanner
+/// against serde's decoding on a Discord-like MESSAGE_CREATE (for profiling, not a check).
+#[test]
+#[ignore]
+fn scan_speed() {
+    let frame = br#"{"t":"MESSAGE_CREATE","s":1234,"op":0,"d":{"type":0,"tts":false,"timestamp":"2026-11-26T12:00:00.000000+00:00","pinned":false,"nonce":"1310000000000000000","mentions":[],"mention_roles":[],"mention_everyone":false,"member":{"roles":["1000000000000000010"],"premium_since":null,"pending":false,"nick":null,"mute":false,"joined_at":"2026-01-01T00:00:00.000000+00:00","flags":0,"deaf":false,"communication_disabled_until":null,"avatar":null},"id":"1310000000000000123","flags":0,"embeds":[],"edited_timestamp":null,"content":"hello there \u00e9 \"quoted\" \ud83d\ude00 some more words in a chat message","components":[],"channel_id":"1000000000000000100","author":{"username":"alice","public_flags":0,"id":"1000000000000000001","global_name":"Alice","discriminator":"0","avatar_decoration_data":null,"avatar":"a1b2c3d4e5f6"},"attachments":[],"guild_id":"1000000000000000000","_sim_sent_us":1764158400000000}}"#;
+    let n = 200_000;
+    let mut sc = Scanner::new();
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(sc.scan(std::hint::black_box(frame)).unwrap());
+    }
+    let ours = t.elapsed();
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(std::str::from_utf8(std::hint::black_box(frame)).is_ok());
+    }
+    println!(
+        "from_utf8 {:.0} ns/frame",
+        t.elapsed().as_nanos() as f64 / n as f64
+    );
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        let f: Frame = serde_json::from_slice(std::hint::black_box(frame)).unwrap();
+        std::hint::black_box(f.d);
+    }
+    let serde = t.elapsed();
+    println!(
+        "{} bytes: scanner {:.0} ns/frame, serde {:.0} ns/frame",
+        frame.len(),
+        ours.as_nanos() as f64 / n as f64,
+        serde.as_nanos() as f64 / n as f64
+    );
+}
