@@ -224,7 +224,17 @@ impl Scanner {
     }
 
     /// One JSON value starting at `b[i]` (no leading whitespace); the index just past it.
-    fn value(&mut self, b: &[u8], mut i: usize) -> Result<usize, ScanError> {
+    #[inline(always)]
+    fn value(&mut self, b: &[u8], i: usize) -> Result<usize, ScanError> {
+        match b.get(i) {
+            Some(b'"') => string(b, i),
+            Some(b'-' | b'0'..=b'9') => number(b, i),
+            _ => self.nested(b, i),
+        }
+    }
+
+    /// Any value, objects and arrays included, nesting tracked on `self.stack`.
+    fn nested(&mut self, b: &[u8], mut i: usize) -> Result<usize, ScanError> {
         let stack = &mut self.stack;
         stack.clear();
         loop {
@@ -297,7 +307,7 @@ impl Route {
     }
 }
 
-#[inline]
+#[inline(always)]
 fn ws(b: &[u8], mut i: usize) -> usize {
     while let Some(b' ' | b'\n' | b'\r' | b'\t') = b.get(i) {
         i += 1;
@@ -306,6 +316,7 @@ fn ws(b: &[u8], mut i: usize) -> usize {
 }
 
 /// `b[i]` starts an object key: the key, whitespace, `:` and whitespace; the index of the value.
+#[inline(always)]
 fn key(b: &[u8], i: usize) -> Result<usize, ScanError> {
     if b.get(i) != Some(&b'"') {
         return err(i, "expected a key");
@@ -314,6 +325,7 @@ fn key(b: &[u8], i: usize) -> Result<usize, ScanError> {
 }
 
 /// After a key ending at `i`: whitespace, `:`, whitespace; the index of the value.
+#[inline(always)]
 fn colon(b: &[u8], i: usize) -> Result<usize, ScanError> {
     let i = ws(b, i);
     if b.get(i) != Some(&b':') {
@@ -331,14 +343,19 @@ const HIGH: u64 = ONES << 7;
 /// and the lowest flag is taken, so the answer is exact.
 #[inline]
 fn plain_run_end(b: &[u8], mut i: usize) -> usize {
-    while let Some(chunk) = b.get(i..i + 8) {
-        let w = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
-        let ctrl = w.wrapping_sub(ONES * 0x20) & !w;
-        let q = w ^ (ONES * u64::from(b'"'));
-        let quote = q.wrapping_sub(ONES) & !q;
-        let s = w ^ (ONES * u64::from(b'\\'));
-        let slash = s.wrapping_sub(ONES) & !s;
-        let hits = (ctrl | quote | slash) & HIGH;
+    while let Some(chunk) = b.get(i..i + 16) {
+        let lo = special(u64::from_le_bytes(chunk[..8].try_into().expect("8 bytes")));
+        let hi = special(u64::from_le_bytes(chunk[8..].try_into().expect("8 bytes")));
+        if lo != 0 {
+            return i + (lo.trailing_zeros() / 8) as usize;
+        }
+        if hi != 0 {
+            return i + 8 + (hi.trailing_zeros() / 8) as usize;
+        }
+        i += 16;
+    }
+    if let Some(chunk) = b.get(i..i + 8) {
+        let hits = special(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
         if hits != 0 {
             return i + (hits.trailing_zeros() / 8) as usize;
         }
@@ -353,8 +370,20 @@ fn plain_run_end(b: &[u8], mut i: usize) -> usize {
     i
 }
 
+/// The high bit of each byte of `w` that is a quote, a backslash or below 0x20 is set (and maybe bits of
+/// later bytes; see `plain_run_end`).
+#[inline(always)]
+fn special(w: u64) -> u64 {
+    let ctrl = w.wrapping_sub(ONES * 0x20) & !w;
+    let q = w ^ (ONES * u64::from(b'"'));
+    let quote = q.wrapping_sub(ONES) & !q;
+    let s = w ^ (ONES * u64::from(b'\\'));
+    let slash = s.wrapping_sub(ONES) & !s;
+    (ctrl | quote | slash) & HIGH
+}
+
 /// `b[i]` is `"`: the index just past the closing quote.
-#[inline]
+#[inline(always)]
 fn string(b: &[u8], i: usize) -> Result<usize, ScanError> {
     let mut j = i + 1;
     loop {
@@ -381,6 +410,7 @@ fn string(b: &[u8], i: usize) -> Result<usize, ScanError> {
 }
 
 /// `b[i]` starts a number (`-` or a digit): the index just past it.
+#[inline(always)]
 fn number(b: &[u8], i: usize) -> Result<usize, ScanError> {
     let digits = |mut j: usize| {
         while let Some(b'0'..=b'9') = b.get(j) {
@@ -483,14 +513,19 @@ fn key_text(text: &str, at: usize, end: usize) -> Result<Cow<'_, str>, ScanError
 /// `Snowflake::from_str` accepts).
 fn id(v: &[u8]) -> Option<Snowflake> {
     let digits = v.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
-    if digits.is_empty() || digits.len() > 20 {
+    if digits.is_empty() || digits.len() > 20 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let n = digits.iter().try_fold(0u64, |n, &c| {
-        c.is_ascii_digit()
-            .then(|| n.checked_mul(10)?.checked_add(u64::from(c - b'0')))
-            .flatten()
-    })?;
+    let n = if digits.len() < 20 {
+        // 19 digits always fit in 64 bits: no overflow checks on the usual snowflake.
+        digits
+            .iter()
+            .fold(0u64, |n, &c| n * 10 + u64::from(c - b'0'))
+    } else {
+        digits.iter().try_fold(0u64, |n, &c| {
+            n.checked_mul(10)?.checked_add(u64::from(c - b'0'))
+        })?
+    };
     (n != 0).then_some(Snowflake(n))
 }
 
