@@ -85,12 +85,15 @@ pub struct BatchMeta<'a> {
 }
 
 /// Encodes an `IngestBatch` (contracts) from pre-encoded envelopes.
-pub fn encode_batch<'a>(
-    meta: &BatchMeta<'_>,
-    entries: impl IntoIterator<Item = &'a Entry>,
-    gaps: &[HolderGap],
-) -> Vec<u8> {
-    let mut out = Vec::with_capacity(4096);
+pub fn encode_batch<'a, I>(meta: &BatchMeta<'_>, entries: I, gaps: &[HolderGap]) -> Vec<u8>
+where
+    I: IntoIterator<Item = &'a Entry>,
+    I::IntoIter: Clone,
+{
+    let entries = entries.into_iter();
+    // Sized once: growing a body of hundreds of envelopes re-copied it several times.
+    let size: usize = entries.clone().map(|e| e.json.len() + 1).sum();
+    let mut out = Vec::with_capacity(size + 512 + gaps.len() * 96);
     out.extend_from_slice(br#"{"version":"1.0","holder_id":"#);
     push_json(&mut out, &meta.holder_id);
     out.extend_from_slice(br#","epoch":"#);
@@ -98,7 +101,7 @@ pub fn encode_batch<'a>(
     out.extend_from_slice(br#","batch":"#);
     out.extend_from_slice(meta.batch.to_string().as_bytes());
     out.extend_from_slice(br#","envelopes":["#);
-    for (i, e) in entries.into_iter().enumerate() {
+    for (i, e) in entries.enumerate() {
         if i > 0 {
             out.push(b',');
         }
@@ -239,7 +242,7 @@ impl Buffer {
         Ok(Take { source, n })
     }
 
-    pub fn entries(&self, t: Take) -> impl Iterator<Item = &Entry> {
+    pub fn entries(&self, t: Take) -> impl Iterator<Item = &Entry> + Clone {
         let q = match t.source {
             Source::Front => &self.front,
             Source::Memory => &self.memory,

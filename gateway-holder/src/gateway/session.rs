@@ -122,6 +122,8 @@ pub struct Gateway {
     /// `t` values seen, shared by every envelope of that type instead of a string each.
     kinds: Vec<Arc<str>>,
     clock: WallClock,
+    /// Ids below this are already reserved on disk (`StateStore::reserve`).
+    reserved_below: u64,
 }
 
 /// A gateway message as serde decodes it: the reference `frame.rs` is tested (and fuzzed) against.
@@ -236,6 +238,7 @@ impl Gateway {
             scanner: Scanner::new(),
             kinds: Vec::new(),
             clock: WallClock::new(),
+            reserved_below: 0,
         }
     }
 
@@ -915,7 +918,9 @@ impl Gateway {
             id = self.last_id + 1;
         }
         self.last_id = id;
-        self.store.reserve(id);
+        if id >= self.reserved_below {
+            self.reserved_below = self.store.reserve(id);
+        }
         let json = envelope::encode(
             &session.part,
             &envelope::Fields {

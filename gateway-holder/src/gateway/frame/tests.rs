@@ -6,7 +6,10 @@ use crate::gateway::session::{snowflake, Frame, Routing};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 /// What serde says, in the scanner's terms; `None` when it refuses the message.
-fn serde_view(bytes: &[u8]) -> Option<(u8, Option<u64>, Option<String>, Option<String>)> {
+/// `(op, s, t, d)` of an accepted message.
+type Fields = (u8, Option<u64>, Option<String>, Option<String>);
+
+fn serde_view(bytes: &[u8]) -> Option<Fields> {
     let f: Frame = serde_json::from_slice(bytes).ok()?;
     Some((
         f.op,
@@ -16,7 +19,7 @@ fn serde_view(bytes: &[u8]) -> Option<(u8, Option<u64>, Option<String>, Option<S
     ))
 }
 
-fn ours(bytes: &[u8]) -> Option<(u8, Option<u64>, Option<String>, Option<String>)> {
+fn ours(bytes: &[u8]) -> Option<Fields> {
     let f = Scanner::new().scan(bytes).ok()?;
     if let (Some(t), Some(json)) = (&f.t, f.t_json) {
         // `t_json` is the JSON of `t`, verbatim.
