@@ -3,6 +3,7 @@
 //! instead of anything being dropped. Other subscribers (metrics today, the voice tracker later) use
 //! a broadcast channel, where a slow subscriber loses items and each loss is counted, never silent.
 
+use bytes::Bytes;
 use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc};
 
@@ -16,7 +17,7 @@ pub struct Dispatch {
     /// Discord's `t`.
     pub kind: Arc<str>,
     /// The `contracts::Envelope` as JSON (`gateway/envelope.rs`).
-    pub json: Vec<u8>,
+    pub json: Bytes,
     /// When the frame was read off the socket (for the forward latency histogram).
     pub received: std::time::Instant,
 }
@@ -84,7 +85,7 @@ mod tests {
             seq,
             session_id: "s".into(),
             kind: "MESSAGE_CREATE".into(),
-            json: b"{}".to_vec(),
+            json: Bytes::from_static(b"{}"),
             received: std::time::Instant::now(),
         })
     }

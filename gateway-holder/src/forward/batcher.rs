@@ -8,26 +8,10 @@
 
 use super::spill::Spill;
 use crate::bus::Item;
+use bytes::Bytes;
 use contracts::{GatewayState, HolderGap};
 use serde::Deserialize;
-use std::{collections::VecDeque, io, ops::Deref, sync::Arc, time::Instant};
-
-/// An envelope's JSON: shared with the bus item it came from, or read back from a spill.
-#[derive(Clone, Debug)]
-pub enum Json {
-    Dispatch(Item),
-    Line(Vec<u8>),
-}
-
-impl Deref for Json {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        match self {
-            Json::Dispatch(d) => &d.json,
-            Json::Line(l) => l,
-        }
-    }
-}
+use std::{collections::VecDeque, io, sync::Arc, time::Instant};
 
 /// One encoded envelope.
 #[derive(Clone, Debug)]
@@ -36,7 +20,8 @@ pub struct Entry {
     pub seq: u64,
     pub session_id: Arc<str>,
     pub kind: Arc<str>,
-    pub json: Json,
+    /// The envelope, shared with the bus item (and its arena block), or read back from a spill.
+    pub json: Bytes,
     /// When the dispatch came off the socket; unknown for envelopes read back from a spill.
     pub received: Option<Instant>,
 }
@@ -50,7 +35,7 @@ impl Entry {
             kind: d.kind.clone(),
             received: Some(d.received),
             // Encoded once, by the session (`gateway/envelope.rs`); shared, not copied.
-            json: Json::Dispatch(d),
+            json: d.json.clone(),
         }
     }
 
@@ -70,7 +55,7 @@ impl Entry {
             seq: head.seq,
             session_id: head.session_id.into(),
             kind: head.kind.into(),
-            json: Json::Line(line.to_vec()),
+            json: Bytes::copy_from_slice(line),
             received: None,
         })
     }

@@ -204,7 +204,7 @@ mod tests {
         assert_eq!((oldest.first_id, oldest.last_id), (1, 3));
         let back = s.read(oldest.no).unwrap();
         assert_eq!(back.iter().map(|e| e.id).collect::<Vec<_>>(), [1, 2, 3]);
-        assert_eq!(*back[1].json, *a[1].json);
+        assert_eq!(back[1].json, a[1].json);
         s.remove(oldest.no).unwrap();
         assert_eq!(s.oldest().unwrap().first_id, 4);
     }

@@ -20,7 +20,7 @@ use super::{
     backoff::Backoff,
     close_code::{self, CloseAction},
     connection::{gateway_url, ConnError, Connection, Incoming, RESUMABLE_CLOSE},
-    envelope::{self, SessionPart},
+    envelope::{self, Arena, SessionPart},
     frame::{FrameView, Scanner},
     heartbeat::{Beat, Heartbeat},
     send_limit::{Kind, Refusal, SendLimiter},
@@ -124,6 +124,8 @@ pub struct Gateway {
     clock: WallClock,
     /// Ids below this are already reserved on disk (`StateStore::reserve`).
     reserved_below: u64,
+    /// Where envelopes are written (`envelope::Arena`).
+    arena: Arena,
 }
 
 /// A gateway message as serde decodes it: the reference `frame.rs` is tested (and fuzzed) against.
@@ -239,6 +241,7 @@ impl Gateway {
             kinds: Vec::new(),
             clock: WallClock::new(),
             reserved_below: 0,
+            arena: Arena::new(),
         }
     }
 
@@ -922,6 +925,7 @@ impl Gateway {
             self.reserved_below = self.store.reserve(id);
         }
         let json = envelope::encode(
+            &mut self.arena,
             &session.part,
             &envelope::Fields {
                 id,
