@@ -72,6 +72,10 @@ impl Connection {
         let mut config = WebSocketConfig::default();
         config.max_message_size = Some(64 << 20);
         config.max_frame_size = Some(64 << 20);
+        // tungstenite zero-fills the free part of its read buffer, up to this size, before every
+        // read: 128 KiB (the default) per read cost more than the read itself when messages come
+        // one at a time. 16 KiB still takes dozens of compressed dispatches per read at full rate.
+        config.read_buffer_size = 16 * 1024;
         let fut = tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), true);
         let (ws, _) = tokio::time::timeout(timeout, fut)
             .await
