@@ -505,7 +505,13 @@ fn decode_string(json: &str, at: usize) -> Result<Cow<'_, str>, ScanError> {
 }
 
 /// A top-level key `text[at..end]` (a checked JSON string), decoded.
+#[inline(always)]
 fn key_text(text: &str, at: usize, end: usize) -> Result<Cow<'_, str>, ScanError> {
+    let inner = &text[at + 1..end - 1];
+    if inner.len() <= 8 && !inner.as_bytes().contains(&b'\\') {
+        // The usual short key without escapes: no call.
+        return Ok(Cow::Borrowed(inner));
+    }
     decode_string(&text[at..end], at)
 }
 
