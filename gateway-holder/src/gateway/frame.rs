@@ -56,8 +56,23 @@ impl std::fmt::Display for ScanError {
 
 impl std::error::Error for ScanError {}
 
-fn err<T>(at: usize, what: &'static str) -> Result<T, ScanError> {
-    Err(ScanError {
+/// The inner functions' failure: empty, so their `Result<usize, Fail>` comes back in registers
+/// (a `ScanError` made every token's result go through memory). What went wrong waits in
+/// `DETAIL` until `scan` returns it.
+struct Fail;
+
+thread_local! {
+    static DETAIL: std::cell::RefCell<Option<ScanError>> = const { std::cell::RefCell::new(None) };
+}
+
+#[cold]
+fn fail<T>(e: ScanError) -> Result<T, Fail> {
+    DETAIL.with(|d| *d.borrow_mut() = Some(e));
+    Err(Fail)
+}
+
+fn err<T>(at: usize, what: &'static str) -> Result<T, Fail> {
+    fail(ScanError {
         at,
         what: Cow::Borrowed(what),
     })
@@ -76,6 +91,17 @@ impl Scanner {
 
     /// Checks a whole message and finds its fields.
     pub fn scan<'a>(&mut self, bytes: &'a [u8]) -> Result<FrameView<'a>, ScanError> {
+        self.frame(bytes).map_err(|Fail| {
+            DETAIL
+                .with(|d| d.borrow_mut().take())
+                .unwrap_or_else(|| ScanError {
+                    at: 0,
+                    what: Cow::Borrowed("invalid message"),
+                })
+        })
+    }
+
+    fn frame<'a>(&mut self, bytes: &'a [u8]) -> Result<FrameView<'a>, Fail> {
         let text = std::str::from_utf8(bytes).or_else(|e| err(e.valid_up_to(), "not UTF-8"))?;
         let b = bytes;
         let mut i = ws(b, 0);
@@ -190,7 +216,7 @@ impl Scanner {
     }
 
     /// `d` starting at `b[i]`: one value, and when it is an object, the ids at its top level.
-    fn data(&mut self, b: &[u8], mut i: usize, route: &mut Route) -> Result<usize, ScanError> {
+    fn data(&mut self, b: &[u8], mut i: usize, route: &mut Route) -> Result<usize, Fail> {
         if b.get(i) != Some(&b'{') {
             return self.value(b, i);
         }
@@ -225,7 +251,7 @@ impl Scanner {
 
     /// One JSON value starting at `b[i]` (no leading whitespace); the index just past it.
     #[inline(always)]
-    fn value(&mut self, b: &[u8], i: usize) -> Result<usize, ScanError> {
+    fn value(&mut self, b: &[u8], i: usize) -> Result<usize, Fail> {
         match b.get(i) {
             Some(b'"') => string(b, i),
             Some(b'-' | b'0'..=b'9') => number(b, i),
@@ -234,7 +260,7 @@ impl Scanner {
     }
 
     /// Any value, objects and arrays included, nesting tracked on `self.stack`.
-    fn nested(&mut self, b: &[u8], mut i: usize) -> Result<usize, ScanError> {
+    fn nested(&mut self, b: &[u8], mut i: usize) -> Result<usize, Fail> {
         let stack = &mut self.stack;
         stack.clear();
         loop {
@@ -317,7 +343,7 @@ fn ws(b: &[u8], mut i: usize) -> usize {
 
 /// `b[i]` starts an object key: the key, whitespace, `:` and whitespace; the index of the value.
 #[inline(always)]
-fn key(b: &[u8], i: usize) -> Result<usize, ScanError> {
+fn key(b: &[u8], i: usize) -> Result<usize, Fail> {
     if b.get(i) != Some(&b'"') {
         return err(i, "expected a key");
     }
@@ -326,7 +352,7 @@ fn key(b: &[u8], i: usize) -> Result<usize, ScanError> {
 
 /// After a key ending at `i`: whitespace, `:`, whitespace; the index of the value.
 #[inline(always)]
-fn colon(b: &[u8], i: usize) -> Result<usize, ScanError> {
+fn colon(b: &[u8], i: usize) -> Result<usize, Fail> {
     let i = ws(b, i);
     if b.get(i) != Some(&b':') {
         return err(i, "expected `:`");
@@ -384,7 +410,7 @@ fn special(w: u64) -> u64 {
 
 /// `b[i]` is `"`: the index just past the closing quote.
 #[inline(always)]
-fn string(b: &[u8], i: usize) -> Result<usize, ScanError> {
+fn string(b: &[u8], i: usize) -> Result<usize, Fail> {
     let mut j = i + 1;
     loop {
         j = plain_run_end(b, j);
@@ -411,7 +437,7 @@ fn string(b: &[u8], i: usize) -> Result<usize, ScanError> {
 
 /// `b[i]` starts a number (`-` or a digit): the index just past it.
 #[inline(always)]
-fn number(b: &[u8], i: usize) -> Result<usize, ScanError> {
+fn number(b: &[u8], i: usize) -> Result<usize, Fail> {
     let digits = |mut j: usize| {
         while let Some(b'0'..=b'9') = b.get(j) {
             j += 1;
@@ -455,33 +481,34 @@ fn number(b: &[u8], i: usize) -> Result<usize, ScanError> {
 
 /// The number `b[i..end]` (already checked by `number`) as a non-negative integer, as serde
 /// decodes it into an unsigned field: no fraction or exponent, no sign, within 64 bits.
-fn integer(b: &[u8], i: usize, end: usize, field: &'static str) -> Result<u64, ScanError> {
+fn integer(b: &[u8], i: usize, end: usize, field: &'static str) -> Result<u64, Fail> {
     let n = &b[i..end];
     if n.iter().any(|c| matches!(c, b'.' | b'e' | b'E')) {
-        return Err(ScanError {
+        return fail(ScanError {
             at: i,
             what: format!("{field}: expected an integer").into(),
         });
     }
     if n.first() == Some(&b'-') {
         // serde_json too refuses every negative here, `-0` included (it reads that as a float).
-        return Err(ScanError {
+        return fail(ScanError {
             at: i,
             what: format!("{field}: negative").into(),
         });
     }
-    n.iter()
-        .try_fold(0u64, |v, &c| {
-            v.checked_mul(10)?.checked_add(u64::from(c - b'0'))
-        })
-        .ok_or_else(|| ScanError {
+    match n.iter().try_fold(0u64, |v, &c| {
+        v.checked_mul(10)?.checked_add(u64::from(c - b'0'))
+    }) {
+        Some(v) => Ok(v),
+        None => fail(ScanError {
             at: i,
             what: format!("{field}: out of range").into(),
-        })
+        }),
+    }
 }
 
 /// `true`, `false` or `null` at `b[i]`.
-fn literal(b: &[u8], i: usize, word: &'static [u8]) -> Result<usize, ScanError> {
+fn literal(b: &[u8], i: usize, word: &'static [u8]) -> Result<usize, Fail> {
     if b.get(i..i + word.len()) == Some(word) {
         Ok(i + word.len())
     } else {
@@ -490,23 +517,24 @@ fn literal(b: &[u8], i: usize, word: &'static [u8]) -> Result<usize, ScanError> 
 }
 
 /// The JSON string `json` (already checked by `string`), decoded; borrowed when it has no escape.
-fn decode_string(json: &str, at: usize) -> Result<Cow<'_, str>, ScanError> {
+fn decode_string(json: &str, at: usize) -> Result<Cow<'_, str>, Fail> {
     let inner = &json[1..json.len() - 1];
     if !inner.contains('\\') {
         return Ok(Cow::Borrowed(inner));
     }
     // Rare (Discord writes no escapes in keys or `t`): let serde decode, e.g. surrogate pairs.
-    serde_json::from_str::<String>(json)
-        .map(Cow::Owned)
-        .map_err(|e| ScanError {
+    match serde_json::from_str::<String>(json) {
+        Ok(s) => Ok(Cow::Owned(s)),
+        Err(e) => fail(ScanError {
             at,
             what: format!("undecodable string ({e})").into(),
-        })
+        }),
+    }
 }
 
 /// A top-level key `text[at..end]` (a checked JSON string), decoded.
 #[inline(always)]
-fn key_text(text: &str, at: usize, end: usize) -> Result<Cow<'_, str>, ScanError> {
+fn key_text(text: &str, at: usize, end: usize) -> Result<Cow<'_, str>, Fail> {
     let inner = &text[at + 1..end - 1];
     if inner.len() <= 8 && !inner.as_bytes().contains(&b'\\') {
         // The usual short key without escapes: no call.
