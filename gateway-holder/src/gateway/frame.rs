@@ -92,12 +92,10 @@ impl Scanner {
     /// Checks a whole message and finds its fields.
     pub fn scan<'a>(&mut self, bytes: &'a [u8]) -> Result<FrameView<'a>, ScanError> {
         self.frame(bytes).map_err(|Fail| {
-            DETAIL
-                .with(|d| d.borrow_mut().take())
-                .unwrap_or_else(|| ScanError {
-                    at: 0,
-                    what: Cow::Borrowed("invalid message"),
-                })
+            DETAIL.with(|d| d.borrow_mut().take()).unwrap_or(ScanError {
+                at: 0,
+                what: Cow::Borrowed("invalid message"),
+            })
         })
     }
 
