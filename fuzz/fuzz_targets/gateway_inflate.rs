@@ -22,7 +22,7 @@
 use contracts::{validate, IngestBatch};
 use flate2::{Compress, Compression, FlushCompress};
 use gateway_holder::gateway::inflate::Inflater;
-use gateway_holder::gateway::envelope::{self, Fields, SessionPart};
+use gateway_holder::gateway::envelope::{self, Arena, Fields, SessionPart};
 use gateway_holder::gateway::frame::{FrameView, Scanner};
 use gateway_holder::gateway::session::{Frame, Hello, Ready};
 use libfuzzer_sys::{arbitrary::Unstructured, fuzz_target};
@@ -169,6 +169,7 @@ fn dispatch(frame: FrameView<'_>) {
         let _ = serde_json::from_str::<Ready>(frame.d.unwrap_or("null"));
     }
     let json = envelope::encode(
+        &mut Arena::new(),
         &SessionPart::new("session \"\u{e9}"),
         &Fields {
             id: 1,
