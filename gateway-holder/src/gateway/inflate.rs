@@ -207,7 +207,8 @@ mod tests {
         // A raw deflate stream (no zlib header) is refused.
         let mut raw = Compress::new(Compression::default(), false);
         let mut out = Vec::with_capacity(64);
-        raw.compress_vec(b"{}", &mut out, FlushCompress::Sync).unwrap();
+        raw.compress_vec(b"{}", &mut out, FlushCompress::Sync)
+            .unwrap();
         assert!(Inflater::new().push(&out).is_err());
     }
 
