@@ -61,6 +61,9 @@ pub struct SimConfig {
     /// `false` (default, Discord's docs): op 9 Invalid Session `d: false`; the 4009 close is sent
     /// when the session times out on a live connection. `true`: the RESUME is closed with 4009.
     pub expired_resume_closes_4009: bool,
+    /// READY's `resume_gateway_url` when set (e.g. a closed port, to test a client's fallback to
+    /// the `GET /gateway/bot` URL); `None`: `ws://ADDR/resume`.
+    pub advertised_resume_url: Option<String>,
 }
 
 impl Default for SimConfig {
@@ -90,6 +93,7 @@ impl Default for SimConfig {
             nonce_window: Duration::from_secs(300),
             storm_retry_after: Duration::from_secs(1),
             expired_resume_closes_4009: false,
+            advertised_resume_url: None,
         }
     }
 }

@@ -134,9 +134,12 @@ impl SimState {
     }
 
     /// READY's `resume_gateway_url`: the same server under `/resume`, so tests can tell it was
-    /// used.
+    /// used (or `SimConfig::advertised_resume_url`).
     pub fn resume_url(&self) -> String {
-        format!("ws://{}/resume", self.addr)
+        match &self.config.advertised_resume_url {
+            Some(u) => u.clone(),
+            None => format!("ws://{}/resume", self.addr),
+        }
     }
 
     /// Whether `token` (without any `Bot ` prefix) is the accepted bot token right now.

@@ -1,14 +1,16 @@
 //! The holder's Gateway input path: zlib-stream inflation
 //! (`gateway_holder::gateway::inflate::Inflater`) and the decoding of whole messages into gateway
-//! frames and envelopes (`gateway_holder::gateway::session::{Frame, Ready, Hello, Routing}`).
+//! frames (`gateway::frame::Scanner`, checked against serde's `gateway::session::Frame`) and
+//! spliced envelopes (`gateway::envelope`).
 //!
 //! The first byte picks a mode:
 //! - even: raw. The rest is split into frames, each a length byte and then that many bytes, fed
 //!   to one `Inflater` as a connection would. Checks: never panics; a message is returned exactly
 //!   when the bytes since the last one end with `00 00 ff ff`; after an error the holder drops the
-//!   connection, so the run stops. Every message is decoded as the holder decodes it, and the
-//!   envelope of a dispatch, sent in an ingest batch, must be accepted by `contracts` with `d`
-//!   byte-identical (or be refused only for the one rule a gateway frame can break: an empty `t`).
+//!   connection, so the run stops. Every message is decoded as the holder decodes it (the scanner
+//!   must agree with serde), and the envelope of a dispatch, sent in an ingest batch, must be
+//!   accepted by `contracts` with `d` byte-identical (or be refused only for the one rule a
+//!   gateway frame can break: an empty `t`).
 //! - odd: differential. Up to four messages are compressed with flate2 on one shared context, each
 //!   sync-flushed as Discord does, each split into frames at arbitrary points. Checks: the
 //!   `Inflater` returns nothing until a message's last frame and then exactly that message.
@@ -17,12 +19,13 @@
 
 #![no_main]
 
-use contracts::{validate, Envelope, IngestBatch, Version};
+use contracts::{validate, IngestBatch};
 use flate2::{Compress, Compression, FlushCompress};
 use gateway_holder::gateway::inflate::Inflater;
-use gateway_holder::gateway::session::{snowflake, Frame, Hello, Ready, Routing};
+use gateway_holder::gateway::envelope::{self, Arena, Fields, SessionPart};
+use gateway_holder::gateway::frame::{FrameView, Scanner};
+use gateway_holder::gateway::session::{Frame, Hello, Ready};
 use libfuzzer_sys::{arbitrary::Unstructured, fuzz_target};
-use serde_json::value::RawValue;
 
 const SUFFIX: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 
@@ -118,21 +121,35 @@ fn compress(tx: &mut Compress, data: &[u8]) -> Vec<u8> {
     }
 }
 
-/// A whole message, decoded as `session::run_connection` and `dispatch` decode it.
+/// A whole message, decoded as `session::on_message` and `dispatch` decode it (`frame::Scanner`),
+/// checked against serde's decoding (`session::Frame`, the holder's previous one): the same
+/// verdict and fields, except where the scanner is stricter by design (not UTF-8, an array frame).
 fn decode(bytes: &[u8]) {
-    let Ok(frame) = serde_json::from_slice::<Frame>(bytes) else {
+    let ours = Scanner::new().scan(bytes);
+    let serde = serde_json::from_slice::<Frame>(bytes);
+    let stricter =
+        std::str::from_utf8(bytes).is_err() || bytes.trim_ascii_start().first() == Some(&b'[');
+    match (&ours, &serde) {
+        (Ok(f), Ok(s)) => {
+            assert_eq!(f.op, s.op, "op");
+            assert_eq!(f.s, s.s, "s");
+            assert_eq!(f.t.as_deref(), s.t.as_deref(), "t");
+            assert_eq!(f.d, s.d.map(|d| d.get()), "d");
+        }
+        (Err(_), Ok(_)) => assert!(stricter, "the scanner refused a frame serde accepts"),
+        (Ok(_), Err(e)) => panic!("the scanner accepted a frame serde refuses: {e}"),
+        (Err(_), Err(_)) => {}
+    }
+    let Ok(frame) = ours else {
         return;
     };
     match frame.op {
         0 => dispatch(frame),
         9 => {
-            let _resumable = frame.d.is_some_and(|d| d.get().trim() == "true");
+            let _resumable = frame.d == Some("true");
         }
         10 => {
-            if let Some(h) = frame
-                .d
-                .and_then(|d| serde_json::from_str::<Hello>(d.get()).ok())
-            {
+            if let Some(h) = frame.d.and_then(|d| serde_json::from_str::<Hello>(d).ok()) {
                 let _ = std::time::Duration::from_millis(h.heartbeat_interval.max(1));
             }
         }
@@ -140,47 +157,41 @@ fn decode(bytes: &[u8]) {
     }
 }
 
-fn dispatch(frame: Frame<'_>) {
-    let kind = frame.t.as_deref().unwrap_or("UNKNOWN").to_owned();
+/// The envelope the holder splices (`gateway::envelope`), in an ingest batch: `contracts` must
+/// accept it with `d` byte-identical (or refuse it only for the one rule a gateway frame can
+/// break: an empty `t`).
+fn dispatch(frame: FrameView<'_>) {
+    let kind = frame.t.as_deref().unwrap_or("UNKNOWN");
     let Some(seq) = frame.s else {
         return;
     };
-    let d: Box<RawValue> = frame.d.map_or_else(
-        || RawValue::from_string("null".into()).expect("null is JSON"),
-        |d| d.to_owned(),
-    );
     if kind == "READY" {
-        let _ = serde_json::from_str::<Ready>(d.get());
+        let _ = serde_json::from_str::<Ready>(frame.d.unwrap_or("null"));
     }
-    let routing: Routing = serde_json::from_str(d.get()).unwrap_or_default();
-    let raw_d = d.get().to_owned();
-    let envelope = Envelope {
-        version: Version,
-        id: 1,
-        shard: 0,
-        session_id: "session".into(),
-        seq,
-        kind: kind.clone(),
-        guild_id: snowflake(routing.guild_id),
-        channel_id: snowflake(routing.channel_id),
-        received_at: 1,
-        d,
-    };
-    let batch = IngestBatch {
-        version: Version,
-        holder_id: "holder".into(),
-        epoch: "epoch".into(),
-        batch: 1,
-        envelopes: vec![envelope],
-        gaps: Vec::new(),
-        gateway: None,
-    };
-    let json = serde_json::to_vec(&batch).expect("a batch serializes");
-    match validate::parse::<IngestBatch>(&json) {
-        Ok(b) => assert_eq!(b.envelopes[0].d.get(), raw_d, "d changed on the way"),
-        Err(e) => assert!(
-            kind.is_empty(),
-            "the contract refuses a holder envelope: {e}"
-        ),
+    let json = envelope::encode(
+        &mut Arena::new(),
+        &SessionPart::new("session \"\u{e9}"),
+        &Fields {
+            id: 1,
+            seq,
+            t_json: frame.t_json,
+            guild_id: frame.guild_id,
+            channel_id: frame.channel_id,
+            received_at: 1,
+            d: frame.d,
+        },
+    );
+    let batch = format!(
+        r#"{{"version":"1.0","holder_id":"holder","epoch":"epoch","batch":1,"envelopes":[{}]}}"#,
+        std::str::from_utf8(&json).expect("an envelope is UTF-8")
+    );
+    match validate::parse::<IngestBatch>(batch.as_bytes()) {
+        Ok(b) => {
+            let e = &b.envelopes[0];
+            assert_eq!(e.d.get(), frame.d.unwrap_or("null"), "d changed on the way");
+            assert_eq!(e.kind, kind, "t changed on the way");
+            assert_eq!((e.guild_id, e.channel_id), (frame.guild_id, frame.channel_id));
+        }
+        Err(e) => assert!(kind.is_empty(), "the contract refuses a holder envelope: {e}"),
     }
 }

@@ -15,8 +15,9 @@
 //! CPU per event is the process's CPU time over the run (all threads, `/proc/PID/task/*/schedstat`,
 //! cross-checked with `/proc/PID/stat` utime+stime) divided by events; peak RSS is `VmHWM`.
 //!
-//! Run: `cargo bench -p gateway-holder --bench holder` (`-- --quick` for a short run). Prints a
-//! table and writes JSON to `target/bench/holder.json` (or `$BENCH_OUT`).
+//! Run: `cargo bench -p gateway-holder --bench holder` (`-- --quick` for a short run, `-- --only
+//! ceiling` for one workload). Prints a table and writes JSON to `$BENCH_OUT` if set, else
+//! `$CARGO_TARGET_DIR/bench/holder.json`, else `target/bench/holder.json` in the workspace.
 
 use axum::{body::Bytes, extract::State, routing::post, Router};
 use discord_sim::{Burst, Sim, SimConfig, TrafficSpec};
@@ -481,6 +482,24 @@ async fn twilight_client(url: String) {
     }
 }
 
+/// Where the JSON goes: `$BENCH_OUT`, else `bench/holder.json` under `$CARGO_TARGET_DIR` (a
+/// relative one is taken from the workspace root, where cargo is usually run), else under the
+/// workspace's `target/`.
+fn out_path(
+    bench_out: Option<std::ffi::OsString>,
+    target_dir: Option<std::ffi::OsString>,
+) -> PathBuf {
+    if let Some(o) = bench_out.filter(|o| !o.is_empty()) {
+        return PathBuf::from(o);
+    }
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target = match target_dir.filter(|t| !t.is_empty()) {
+        Some(t) => workspace.join(t), // `join` keeps an absolute `t` as it is
+        None => workspace.join("target"),
+    };
+    target.join("bench").join("holder.json")
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--twilight") {
@@ -573,11 +592,10 @@ fn main() {
             println!("  BENCH_OTHER_HOLDER: {o:.2}x");
         }
     }
-    let out = std::env::var_os("BENCH_OUT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench/holder.json")
-        });
+    let out = out_path(
+        std::env::var_os("BENCH_OUT"),
+        std::env::var_os("CARGO_TARGET_DIR"),
+    );
     if let Some(parent) = out.parent() {
         let _ = std::fs::create_dir_all(parent);
     }

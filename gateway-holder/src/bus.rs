@@ -3,14 +3,21 @@
 //! instead of anything being dropped. Other subscribers (metrics today, the voice tracker later) use
 //! a broadcast channel, where a slow subscriber loses items and each loss is counted, never silent.
 
-use contracts::Envelope;
+use bytes::Bytes;
 use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc};
 
 /// One dispatch, already wrapped as the envelope the edge will receive (`d` as Discord sent it).
 #[derive(Debug)]
 pub struct Dispatch {
-    pub envelope: Envelope,
+    pub id: u64,
+    /// Discord's `s`.
+    pub seq: u64,
+    pub session_id: Arc<str>,
+    /// Discord's `t`.
+    pub kind: Arc<str>,
+    /// The `contracts::Envelope` as JSON (`gateway/envelope.rs`).
+    pub json: Bytes,
     /// When the frame was read off the socket (for the forward latency histogram).
     pub received: std::time::Instant,
 }
@@ -71,23 +78,14 @@ impl Subscriber {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use contracts::Version;
-    use serde_json::value::RawValue;
 
     fn item(seq: u64) -> Item {
         Arc::new(Dispatch {
-            envelope: Envelope {
-                version: Version,
-                id: seq,
-                shard: 0,
-                session_id: "s".into(),
-                seq,
-                kind: "MESSAGE_CREATE".into(),
-                guild_id: None,
-                channel_id: None,
-                received_at: 0,
-                d: RawValue::from_string("{}".into()).unwrap(),
-            },
+            id: seq,
+            seq,
+            session_id: "s".into(),
+            kind: "MESSAGE_CREATE".into(),
+            json: Bytes::from_static(b"{}"),
             received: std::time::Instant::now(),
         })
     }
@@ -106,7 +104,7 @@ mod tests {
         };
         let mut got = vec![];
         while got.len() < 20 {
-            got.push(rx.recv().await.unwrap().envelope.seq);
+            got.push(rx.recv().await.unwrap().seq);
         }
         publisher.await.unwrap();
         assert_eq!(got, (1..=20).collect::<Vec<_>>());
@@ -114,7 +112,7 @@ mod tests {
         let mut lost = 0;
         let first = observer.recv(|n| lost += n).await.unwrap();
         assert!(lost > 0, "observer should have lagged");
-        assert_eq!(first.envelope.seq, lost + 1);
+        assert_eq!(first.seq, lost + 1);
     }
 
     #[tokio::test]

@@ -167,7 +167,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 })
                 .await
             {
-                events_in.inc(&item.envelope.kind);
+                events_in.inc(&item.kind);
             }
         })
     };

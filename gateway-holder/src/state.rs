@@ -364,16 +364,19 @@ impl StateStore {
         self.cursor_if_due(&mut guard, false);
     }
 
-    /// Makes sure `id` is below `id_reserved` on disk before it is used.
-    pub fn reserve(&self, id: u64) {
+    /// Makes sure `id` is below `id_reserved` on disk before it is used. Returns `id_reserved`:
+    /// ids below it need no call (the session skips the lock for them).
+    pub fn reserve(&self, id: u64) -> u64 {
+        let mut reserved = 0;
         self.update(|s| {
-            if id >= s.id_reserved {
+            let grew = id >= s.id_reserved;
+            if grew {
                 s.id_reserved = id.saturating_add(RESERVE_CHUNK);
-                true
-            } else {
-                false
             }
+            reserved = s.id_reserved;
+            grew
         });
+        reserved
     }
 
     /// READY: a new session whose dispatches are numbered `id_offset + seq`.
@@ -386,6 +389,18 @@ impl StateStore {
                 id_offset,
             });
             true
+        });
+    }
+
+    /// The saved session's `resume_gateway_url` stayed unreachable: resume on this URL instead
+    /// (from `GET /gateway/bot`), also after a restart.
+    pub fn set_resume_url(&self, resume_url: &str) {
+        self.update(|s| match s.session.as_mut() {
+            Some(sess) if sess.resume_url != resume_url => {
+                sess.resume_url = resume_url.to_owned();
+                true
+            }
+            _ => false,
         });
     }
 

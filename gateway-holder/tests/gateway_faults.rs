@@ -441,3 +441,144 @@ async fn trace_logging_never_shows_a_token() {
     assert!(!log.contains(LINK_TOKEN), "LINK_TOKEN in the log");
     sim.shutdown().await;
 }
+
+/// Where READY's `resume_gateway_url` points in the fallback tests.
+enum DeadResumeUrl {
+    /// A port nothing listens on: every connect is refused.
+    ClosedPort,
+    /// A listener that accepts and drops every connection: the websocket handshake fails.
+    DropsConnections,
+}
+
+/// READY advertises a resume URL that never works. After a few failed attempts the holder must
+/// fall back to the URL from `GET /gateway/bot`, RESUME the same session there (or identify if the
+/// sim refuses the RESUME), and deliver every dispatch exactly once, in order.
+async fn unreachable_resume_url(dead: DeadResumeUrl, refuse_resume: bool) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let acceptor = match dead {
+        DeadResumeUrl::ClosedPort => {
+            drop(listener);
+            None
+        }
+        DeadResumeUrl::DropsConnections => {
+            listener.set_nonblocking(true).unwrap();
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            Some(tokio::spawn(async move {
+                while let Ok((socket, _)) = listener.accept().await {
+                    drop(socket);
+                }
+            }))
+        }
+    };
+    let sim = start_sim(SimConfig {
+        advertised_resume_url: Some(format!("ws://127.0.0.1:{port}/resume")),
+        ..sim_config()
+    })
+    .await;
+    let ingest = Ingest::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut holder = Holder::spawn(&HolderEnv {
+        api_url: sim.api_url(),
+        edge_url: ingest.url(),
+        state_dir: dir.path().to_path_buf(),
+        zlib: true,
+        extra: vec![],
+    });
+    tokio::time::timeout(T, sim.wait_for(|s| s.identifies >= 1))
+        .await
+        .expect("holder identifies");
+    emit_messages(&sim, 10, "before").await;
+    wait_all_delivered(&sim, &ingest, T).await;
+
+    if refuse_resume {
+        sim.fault(Fault::RefuseResume(true)).await;
+    }
+    let started = std::time::Instant::now();
+    sim.fault(Fault::Reconnect).await;
+    if !refuse_resume {
+        // Discord replays these on the RESUME (a refused session's backlog is gone for good).
+        emit_messages(&sim, 10, "during").await;
+    }
+    let line = holder.wait_line("falling back", T).await;
+    assert!(line.contains("failures=3"), "{line}");
+    let stats = tokio::time::timeout(
+        T,
+        sim.wait_for(|s| {
+            if refuse_resume {
+                s.resumes_refused >= 1 && s.identifies >= 2
+            } else {
+                s.resumes >= 1
+            }
+        }),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("no fallback:\n{}", holder.stderr_text()));
+    // 3 attempts with a 50 ms base / 1 s cap backoff, then one GET /gateway/bot.
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "fell back after {:?}",
+        started.elapsed()
+    );
+    if refuse_resume {
+        sim.fault(Fault::RefuseResume(false)).await;
+        assert_eq!(stats.resumes, 0);
+    } else {
+        assert_eq!(stats.identifies, 1, "resumed, never re-identified");
+    }
+    emit_messages(&sim, 10, "after").await;
+    wait_all_delivered(&sim, &ingest, T).await;
+    assert_exactly_once_in_order(&sim, &ingest);
+    // Every connection went to the /gateway/bot URL: none reached the dead resume URL.
+    assert!(
+        sim.connections()
+            .iter()
+            .all(|c| !c.path.starts_with("/resume")),
+        "{:?}",
+        sim.connections()
+    );
+
+    let addr = holder.http_addr().await;
+    let metrics = http_client()
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("holder_gateway_reconnects_total{code=\"resume_url_fallback\"} 1"),
+        "{metrics}"
+    );
+    if matches!(dead, DeadResumeUrl::ClosedPort) {
+        assert!(
+            metrics.contains("holder_gateway_reconnects_total{code=\"connect_error\"} 3"),
+            "{metrics}"
+        );
+    }
+    holder.sigterm();
+    assert_eq!(holder.wait_exit(Duration::from_secs(10)).await, Some(0));
+    // The fallback URL was saved: a restart resumes there, not on the dead URL.
+    let saved = std::fs::read_to_string(dir.path().join("state.json")).unwrap();
+    if !refuse_resume {
+        assert!(
+            saved.contains(&sim.gateway_url()) && !saved.contains(&format!(":{port}/")),
+            "{saved}"
+        );
+    }
+    if let Some(a) = acceptor {
+        a.abort();
+    }
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_resume_url_falls_back_and_resumes() {
+    unreachable_resume_url(DeadResumeUrl::ClosedPort, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_url_failing_handshakes_falls_back_then_identifies_when_refused() {
+    unreachable_resume_url(DeadResumeUrl::DropsConnections, true).await;
+}

@@ -1,5 +1,5 @@
-//! The forwarder's ordered buffer and the ingest batch encoding. Each envelope is serialized once,
-//! when it leaves the bus, and a batch body is those bytes joined, so a retried or split batch never
+//! The forwarder's ordered buffer and the ingest batch encoding. Each envelope is encoded once, by
+//! the session before it goes on the bus, and a batch body is those bytes joined, so a retried or split batch never
 //! re-encodes anything and `d` stays the exact bytes Discord sent.
 //!
 //! Order is kept across three places, oldest first: `front` (a spill segment read back), the other
@@ -7,39 +7,35 @@
 //! because a spill always moves the whole of memory, in order, into a new segment.
 
 use super::spill::Spill;
-use crate::bus::Dispatch;
+use crate::bus::Item;
+use bytes::Bytes;
 use contracts::{GatewayState, HolderGap};
 use serde::Deserialize;
-use std::{collections::VecDeque, io, time::Instant};
+use std::{collections::VecDeque, io, sync::Arc, time::Instant};
 
 /// One encoded envelope.
 #[derive(Clone, Debug)]
 pub struct Entry {
     pub id: u64,
     pub seq: u64,
-    pub session_id: String,
-    pub kind: String,
-    pub json: Vec<u8>,
+    pub session_id: Arc<str>,
+    pub kind: Arc<str>,
+    /// The envelope, shared with the bus item (and its arena block), or read back from a spill.
+    pub json: Bytes,
     /// When the dispatch came off the socket; unknown for envelopes read back from a spill.
     pub received: Option<Instant>,
 }
 
 impl Entry {
-    pub fn from_dispatch(d: &Dispatch) -> Entry {
-        let e = &d.envelope;
+    pub fn from_dispatch(d: Item) -> Entry {
         Entry {
-            id: e.id,
-            seq: e.seq,
-            session_id: e.session_id.clone(),
-            kind: e.kind.clone(),
-            json: {
-                // Sized up front: growing from empty re-copied `d` several times per envelope.
-                let mut json = Vec::with_capacity(e.d.get().len() + e.session_id.len() + 256);
-                // Serializing plain strings, integers and a RawValue cannot fail.
-                serde_json::to_writer(&mut json, e).expect("an envelope always serializes");
-                json
-            },
+            id: d.id,
+            seq: d.seq,
+            session_id: d.session_id.clone(),
+            kind: d.kind.clone(),
             received: Some(d.received),
+            // Encoded once, by the session (`gateway/envelope.rs`); shared, not copied.
+            json: d.json.clone(),
         }
     }
 
@@ -57,9 +53,9 @@ impl Entry {
         Ok(Entry {
             id: head.id,
             seq: head.seq,
-            session_id: head.session_id,
-            kind: head.kind,
-            json: line.to_vec(),
+            session_id: head.session_id.into(),
+            kind: head.kind.into(),
+            json: Bytes::copy_from_slice(line),
             received: None,
         })
     }
@@ -74,12 +70,15 @@ pub struct BatchMeta<'a> {
 }
 
 /// Encodes an `IngestBatch` (contracts) from pre-encoded envelopes.
-pub fn encode_batch<'a>(
-    meta: &BatchMeta<'_>,
-    entries: impl IntoIterator<Item = &'a Entry>,
-    gaps: &[HolderGap],
-) -> Vec<u8> {
-    let mut out = Vec::with_capacity(4096);
+pub fn encode_batch<'a, I>(meta: &BatchMeta<'_>, entries: I, gaps: &[HolderGap]) -> Vec<u8>
+where
+    I: IntoIterator<Item = &'a Entry>,
+    I::IntoIter: Clone,
+{
+    let entries = entries.into_iter();
+    // Sized once: growing a body of hundreds of envelopes re-copied it several times.
+    let size: usize = entries.clone().map(|e| e.json.len() + 1).sum();
+    let mut out = Vec::with_capacity(size + 512 + gaps.len() * 96);
     out.extend_from_slice(br#"{"version":"1.0","holder_id":"#);
     push_json(&mut out, &meta.holder_id);
     out.extend_from_slice(br#","epoch":"#);
@@ -87,7 +86,7 @@ pub fn encode_batch<'a>(
     out.extend_from_slice(br#","batch":"#);
     out.extend_from_slice(meta.batch.to_string().as_bytes());
     out.extend_from_slice(br#","envelopes":["#);
-    for (i, e) in entries.into_iter().enumerate() {
+    for (i, e) in entries.enumerate() {
         if i > 0 {
             out.push(b',');
         }
@@ -125,7 +124,7 @@ pub struct Take {
 /// The last envelope made durable by a commit or a spill.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Durable {
-    pub session_id: String,
+    pub session_id: Arc<str>,
     pub seq: u64,
     pub id: u64,
 }
@@ -228,7 +227,7 @@ impl Buffer {
         Ok(Take { source, n })
     }
 
-    pub fn entries(&self, t: Take) -> impl Iterator<Item = &Entry> {
+    pub fn entries(&self, t: Take) -> impl Iterator<Item = &Entry> + Clone {
         let q = match t.source {
             Source::Front => &self.front,
             Source::Memory => &self.memory,

@@ -20,6 +20,7 @@ use crate::{
 };
 use batcher::{encode_batch, BatchMeta, Buffer, Durable, Entry, Take};
 use contracts::{GatewayState, HolderGap};
+use futures::FutureExt;
 use poster::{Outcome, Poster};
 use std::{sync::Arc, time::Duration};
 use tokio::{sync::watch, time::Instant};
@@ -80,6 +81,8 @@ pub struct Forwarder {
     hurry: watch::Receiver<bool>,
     hurried: bool,
     events_out: crate::metrics::TypeCounters,
+    /// Reused by `drain_ready` (items taken off the bus in bulk).
+    arrived: Vec<crate::bus::Item>,
 }
 
 /// Resolves once `hurry` is true; never if its sender is gone.
@@ -112,6 +115,7 @@ impl Forwarder {
             cfg,
             rx,
             input_open: true,
+            arrived: Vec::new(),
             poster,
             store,
             metrics,
@@ -127,7 +131,7 @@ impl Forwarder {
 
     fn accept(&mut self, item: Option<crate::bus::Item>) {
         match item {
-            Some(d) => self.buffer.push(Entry::from_dispatch(&d)),
+            Some(d) => self.buffer.push(Entry::from_dispatch(d)),
             None => {
                 self.input_open = false;
                 if self.flush_deadline.is_none() {
@@ -137,14 +141,23 @@ impl Forwarder {
         }
     }
 
+    /// Takes whatever is already on the bus, in bulk (one permit release per chunk, not per
+    /// item).
     fn drain_ready(&mut self) {
+        let mut arrived = std::mem::take(&mut self.arrived);
         while self.input_open {
-            match self.rx.try_recv() {
-                Ok(d) => self.accept(Some(d)),
-                Err(tokio::sync::mpsc::error::TryRecvError::Empty) => break,
-                Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => self.accept(None),
+            match self.rx.recv_many(&mut arrived, 256).now_or_never() {
+                // 0 only when the bus is closed and empty.
+                Some(0) => self.accept(None),
+                Some(_) => {
+                    for d in arrived.drain(..) {
+                        self.accept(Some(d));
+                    }
+                }
+                None => break,
             }
         }
+        self.arrived = arrived;
     }
 
     fn hurry_up(&mut self) {
@@ -292,6 +305,7 @@ impl Forwarder {
                     o = &mut post => break Some(o),
                     item = self.rx.recv(), if self.input_open => {
                         self.accept(item);
+                        self.drain_ready();
                         // More to send (or the bus closed): the answer is wanted now.
                         self.poster.need_answer();
                     }

@@ -4,15 +4,17 @@
 //!   dispatches, op 7/9/11) and the id numbering that survives restarts.
 //! - [`connection`]: the WebSocket itself.
 //! - [`heartbeat`], [`inflate`], [`send_limit`], [`close_code`], [`backoff`]: one rule each.
-//! - [`route`]: the `guild_id`/`channel_id` hints of a dispatch, without a second parse of `d`.
+//! - [`frame`]: one pass over a gateway message that checks it is JSON and finds `op`, `s`, `t`,
+//!   the bytes of `d` and its `guild_id`/`channel_id`; [`envelope`]: the envelope spliced from them.
 //! - [`start_limit`]: `GET /gateway/bot` and the session-start budget guard.
 
 pub mod backoff;
 pub mod close_code;
 pub mod connection;
+pub mod envelope;
+pub mod frame;
 pub mod heartbeat;
 pub mod inflate;
-pub mod route;
 pub mod send_limit;
 pub mod session;
 pub mod start_limit;

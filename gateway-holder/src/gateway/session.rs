@@ -4,7 +4,10 @@
 //! - HELLO starts the heartbeat (jittered first beat); a beat without an ACK before the next one is
 //!   a zombie: close with 4000 (never 1000/1001) and RESUME.
 //! - RESUME goes to READY's `resume_gateway_url`; IDENTIFY to the URL from `/gateway/bot`, after the
-//!   session-start guard.
+//!   session-start guard. When the resume URL can't be reached `RESUME_URL_ATTEMPTS` times in a
+//!   row (refused, TLS or websocket handshake failure, timeout, no HELLO), the holder forgets it and
+//!   resumes the same session on the URL from `/gateway/bot` (no session-start guard: a RESUME
+//!   starts no session; if Discord refuses it, op 9 `false`, the holder identifies as usual).
 //! - op 7, op 9 `true` and the resumable close codes resume; op 9 `false`, 4007 and 4009 identify
 //!   anew; 4004 and 4010-4014 end the process.
 //! - Reconnects back off (jittered, capped) unless the connection had reached READY/RESUMED and
@@ -16,7 +19,9 @@
 use super::{
     backoff::Backoff,
     close_code::{self, CloseAction},
-    connection::{gateway_url, Connection, Incoming, RESUMABLE_CLOSE},
+    connection::{gateway_url, ConnError, Connection, Incoming, RESUMABLE_CLOSE},
+    envelope::{self, Arena, SessionPart},
+    frame::{FrameView, Scanner},
     heartbeat::{Beat, Heartbeat},
     send_limit::{Kind, Refusal, SendLimiter},
     start_limit::{self, GatewayBotError},
@@ -29,12 +34,17 @@ use crate::{
     metrics::Metrics,
     state::StateStore,
 };
-use contracts::{Envelope, GatewayState, Snowflake, Version};
+use contracts::{GatewayState, Snowflake};
+use futures::FutureExt;
 use rand::Rng;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::{borrow::Cow, sync::Arc, time::Duration};
 use tokio::{sync::watch, time::Instant};
+
+/// Failed connection attempts in a row to READY's `resume_gateway_url` before the holder resumes
+/// on the URL from `GET /gateway/bot` instead.
+pub const RESUME_URL_ATTEMPTS: u32 = 3;
 
 #[derive(Clone, Debug)]
 pub struct GatewayConfig {
@@ -70,10 +80,24 @@ enum End {
 }
 
 struct Live {
-    session_id: String,
+    session_id: Arc<str>,
+    /// The session's fixed part of every envelope.
+    part: SessionPart,
     resume_url: String,
     seq: u64,
     id_offset: i64,
+}
+
+impl Live {
+    fn new(session_id: &str, resume_url: String, seq: u64, id_offset: i64) -> Live {
+        Live {
+            session_id: session_id.into(),
+            part: SessionPart::new(session_id),
+            resume_url,
+            seq,
+            id_offset,
+        }
+    }
 }
 
 pub struct Gateway {
@@ -90,8 +114,21 @@ pub struct Gateway {
     last_identify: Option<Instant>,
     /// Browser commands for the socket (ops 3, 4, 8), kept across reconnects.
     outbox: Option<Outbox>,
+    /// Connection attempts to the session's resume URL that failed in a row (see
+    /// `RESUME_URL_ATTEMPTS`).
+    resume_url_failures: u32,
+    /// Checks and splits every gateway message (keeps its stack between messages).
+    scanner: Scanner,
+    /// `t` values seen, shared by every envelope of that type instead of a string each.
+    kinds: Vec<Arc<str>>,
+    clock: WallClock,
+    /// Ids below this are already reserved on disk (`StateStore::reserve`).
+    reserved_below: u64,
+    /// Where envelopes are written (`envelope::Arena`).
+    arena: Arena,
 }
 
+/// A gateway message as serde decodes it: the reference `frame.rs` is tested (and fuzzed) against.
 #[derive(Deserialize)]
 pub struct Frame<'a> {
     pub op: u8,
@@ -117,7 +154,7 @@ pub struct Hello {
 }
 
 /// The top-level ids of a dispatch, when present and well-formed, as serde decodes them (the hot
-/// path uses the equivalent scan in `route.rs`; the fuzz target and its tests compare the two).
+/// path uses the equivalent scan in `frame.rs`; its tests compare the two).
 #[derive(Deserialize, Default)]
 pub struct Routing<'a> {
     #[serde(borrow, default)]
@@ -136,6 +173,31 @@ fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// `received_at` (unix ms) from the monotonic instant every dispatch is stamped with anyway,
+/// re-anchored to the system clock at least every second: one clock read per dispatch, not two.
+struct WallClock {
+    anchor: std::time::Instant,
+    anchor_ms: u64,
+}
+
+impl WallClock {
+    fn new() -> WallClock {
+        WallClock {
+            anchor: std::time::Instant::now(),
+            anchor_ms: unix_ms(),
+        }
+    }
+
+    fn unix_ms(&mut self, at: std::time::Instant) -> u64 {
+        let since = at.saturating_duration_since(self.anchor);
+        if since >= Duration::from_secs(1) {
+            *self = WallClock::new();
+            return self.anchor_ms;
+        }
+        self.anchor_ms + since.as_millis() as u64
+    }
+}
+
 impl Gateway {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -148,12 +210,9 @@ impl Gateway {
         shutdown: watch::Receiver<bool>,
     ) -> Gateway {
         let snap = store.snapshot();
-        let session = snap.session.map(|s| Live {
-            session_id: s.session_id,
-            resume_url: s.resume_url,
-            seq: s.seq,
-            id_offset: s.id_offset,
-        });
+        let session = snap
+            .session
+            .map(|s| Live::new(&s.session_id, s.resume_url, s.seq, s.id_offset));
         if let Some(s) = &session {
             tracing::info!(
                 seq = s.seq,
@@ -177,6 +236,12 @@ impl Gateway {
             session,
             last_identify: None,
             outbox: None,
+            resume_url_failures: 0,
+            scanner: Scanner::new(),
+            kinds: Vec::new(),
+            clock: WallClock::new(),
+            reserved_below: 0,
+            arena: Arena::new(),
         }
     }
 
@@ -229,6 +294,13 @@ impl Gateway {
             if self.sleep_or_shutdown(delay).await {
                 return Exit::Shutdown;
             }
+            if self.session.is_some() && self.resume_url_failures >= RESUME_URL_ATTEMPTS {
+                match self.fall_back_from_resume_url(&mut backoff).await {
+                    Ok(true) => {}
+                    Ok(false) => return Exit::Shutdown,
+                    Err(exit) => return exit,
+                }
+            }
             let base = match &self.session {
                 Some(s) => s.resume_url.clone(),
                 None => match self.identify_url(&mut backoff).await {
@@ -237,6 +309,7 @@ impl Gateway {
                     Err(exit) => return exit,
                 },
             };
+            let resuming = self.session.is_some();
             let url = match gateway_url(&base, self.cfg.compression) {
                 Ok(u) => u,
                 Err(e) => {
@@ -255,13 +328,25 @@ impl Gateway {
                 Ok(c) => c,
                 Err(e) => {
                     self.count_reconnect("connect_error");
+                    if resuming {
+                        self.resume_url_failures += 1;
+                    }
                     delay = backoff.next_delay();
                     tracing::warn!(error = %e, host = url.host_str().unwrap_or(""), attempt = backoff.attempts(), "gateway connect failed");
                     continue;
                 }
             };
-            let mut reached_ready = false;
-            let end = self.run_connection(conn, &mut reached_ready).await;
+            let mut progress = Progress::default();
+            let end = self.run_connection(conn, &mut progress).await;
+            if resuming {
+                // A socket that never said HELLO is as unusable as one that never opened.
+                self.resume_url_failures = if progress.hello {
+                    0
+                } else {
+                    self.resume_url_failures + 1
+                };
+            }
+            let reached_ready = progress.ready;
             if reached_ready {
                 backoff.reset();
             }
@@ -305,9 +390,57 @@ impl Gateway {
     }
 
     fn forget_session(&mut self) {
+        self.resume_url_failures = 0;
         if self.session.take().is_some() {
             self.store.clear_session();
         }
+    }
+
+    /// The session's resume URL failed `RESUME_URL_ATTEMPTS` times in a row: forget it and resume
+    /// the same session (same id and seq, so nothing is lost) on the URL `GET /gateway/bot` gives
+    /// (or `DISCORD_GATEWAY_URL`). `Ok(false)` on shutdown.
+    async fn fall_back_from_resume_url(&mut self, backoff: &mut Backoff) -> Result<bool, Exit> {
+        let url = loop {
+            match start_limit::fetch(&self.http, &self.cfg.api_url, &self.cfg.token).await {
+                Ok(info) => {
+                    break match &self.cfg.gateway_url {
+                        Some(u) => u.to_string(),
+                        None => info.url,
+                    }
+                }
+                Err(GatewayBotError::Unauthorized) => return Err(Exit::Unauthorized),
+                Err(GatewayBotError::Other(e)) => {
+                    if let Some(u) = &self.cfg.gateway_url {
+                        break u.to_string();
+                    }
+                    let d = backoff.next_delay();
+                    tracing::warn!(error = %e, retry_in_ms = d.as_millis() as u64, "GET /gateway/bot failed (for a resume URL to fall back to)");
+                    if self.sleep_or_shutdown(d).await {
+                        return Ok(false);
+                    }
+                }
+            }
+        };
+        let failures = std::mem::take(&mut self.resume_url_failures);
+        if let Some(s) = self.session.as_mut() {
+            // scheme://host:port only: the path and query are of no use in a log.
+            let host = |u: &str| {
+                url::Url::parse(u)
+                    .map(|u| u.origin().ascii_serialization())
+                    .unwrap_or_default()
+            };
+            tracing::warn!(
+                failures,
+                unreachable = %host(&s.resume_url),
+                fallback = %host(&url),
+                seq = s.seq,
+                "resume_gateway_url unreachable; falling back to the URL from GET /gateway/bot to RESUME the same session"
+            );
+            s.resume_url = url;
+            self.store.set_resume_url(&s.resume_url);
+            self.count_reconnect("resume_url_fallback");
+        }
+        Ok(true)
     }
 
     fn count_reconnect(&self, cause: impl Into<String>) {
@@ -401,7 +534,7 @@ impl Gateway {
         }
     }
 
-    async fn run_connection(&mut self, mut conn: Connection, ready: &mut bool) -> End {
+    async fn run_connection(&mut self, mut conn: Connection, progress: &mut Progress) -> End {
         // HELLO first.
         let hello = tokio::select! {
             r = tokio::time::timeout(Duration::from_secs(30), conn.recv()) => r,
@@ -412,11 +545,11 @@ impl Gateway {
         };
         let interval = match hello {
             Ok(Ok(Incoming::Message(bytes))) => {
-                match serde_json::from_slice::<Frame>(&bytes).ok().and_then(|f| {
+                match self.scanner.scan(&bytes).ok().and_then(|f| {
                     (f.op == 10)
                         .then_some(f.d)
                         .flatten()
-                        .and_then(|d| serde_json::from_str::<Hello>(d.get()).ok())
+                        .and_then(|d| serde_json::from_str::<Hello>(d).ok())
                 }) {
                     Some(h) => Duration::from_millis(h.heartbeat_interval.max(1)),
                     None => {
@@ -444,6 +577,8 @@ impl Gateway {
                 };
             }
         };
+        progress.hello = true;
+        let ready = &mut progress.ready;
         let mut hb = Heartbeat::on_hello(interval, rand::thread_rng().gen(), Instant::now());
         let mut limiter = SendLimiter::new(interval);
 
@@ -451,7 +586,7 @@ impl Gateway {
             Some(s) => (
                 serde_json::json!({"op": 6, "d": {
                     "token": self.cfg.token.expose(),
-                    "session_id": s.session_id,
+                    "session_id": &*s.session_id,
                     "seq": s.seq,
                 }}),
                 "resume",
@@ -494,8 +629,15 @@ impl Gateway {
         );
 
         let mut commands_live = false;
+        // One timer for the whole connection, moved when the heartbeat deadline moves (a new
+        // `sleep_until` per loop turn registered and cleared a timer entry per message).
+        let beat = tokio::time::sleep_until(hb.deadline());
+        tokio::pin!(beat);
         loop {
             let deadline = hb.deadline();
+            if beat.deadline() != deadline {
+                beat.as_mut().reset(deadline);
+            }
             if *ready && !commands_live {
                 // READY/RESUMED: commands that waited for the connection may go now.
                 commands_live = true;
@@ -510,7 +652,7 @@ impl Gateway {
                     conn.close(RESUMABLE_CLOSE).await;
                     return End::Shutdown;
                 }
-                _ = tokio::time::sleep_until(deadline) => {
+                _ = &mut beat => {
                     match hb.due(Instant::now()) {
                         Beat::Send => {
                             let p = self.heartbeat_payload();
@@ -534,64 +676,109 @@ impl Gateway {
                     }
                 }
                 r = conn.recv() => {
-                    let bytes = match r {
-                        Ok(Incoming::Message(b)) => b,
-                        Ok(Incoming::Closed(code)) => return self.closed(code),
-                        Err(e) => {
-                            self.count_reconnect("transport");
-                            return End::Resume { cause: e.to_string(), immediate: false };
-                        }
-                    };
-                    let received = std::time::Instant::now();
-                    let frame = match serde_json::from_slice::<Frame>(&bytes) {
-                        Ok(f) => f,
-                        Err(e) => {
-                            tracing::error!(error = %e, bytes = bytes.len(), "undecodable gateway message skipped");
-                            continue;
-                        }
-                    };
-                    match frame.op {
-                        0 => {
-                            if let Some(end) = self.dispatch(frame, received, ready).await {
+                    let mut r = r;
+                    let mut handled = 0;
+                    loop {
+                        match self.on_message(r, &mut conn, &mut hb, &mut limiter, ready).await {
+                            After::Next => {}
+                            After::End(end) => return end,
+                            After::CloseAndEnd(end) => {
+                                conn.close(RESUMABLE_CLOSE).await;
                                 return end;
                             }
                         }
-                        1 => {
-                            hb.sent(Instant::now());
-                            let p = self.heartbeat_payload();
-                            if let Err(e) = self.send(&mut conn, &mut limiter, Kind::Heartbeat, p).await {
-                                self.count_reconnect("transport");
-                                return End::Resume { cause: e, immediate: false };
-                            }
+                        // Messages that are already here are handled without another trip
+                        // through the select (its timer and watch registrations cost more than
+                        // a small dispatch at full rate); every 32 the heartbeat, shutdown and
+                        // commands get their look.
+                        handled += 1;
+                        if handled == 32 {
+                            break;
                         }
-                        7 => {
-                            self.count_reconnect("op7");
-                            tracing::info!("Discord asked to reconnect (op 7)");
-                            conn.close(RESUMABLE_CLOSE).await;
-                            return End::Resume { cause: "op 7 reconnect".into(), immediate: true };
+                        match conn.recv().now_or_never() {
+                            Some(next) => r = next,
+                            None => break,
                         }
-                        9 => {
-                            let resumable = frame.d.is_some_and(|d| d.get().trim() == "true");
-                            self.count_reconnect(if resumable { "op9_resumable" } else { "op9" });
-                            conn.close(RESUMABLE_CLOSE).await;
-                            return End::InvalidSession { resumable };
-                        }
-                        10 => {
-                            if let Some(h) = frame.d.and_then(|d| serde_json::from_str::<Hello>(d.get()).ok()) {
-                                let iv = Duration::from_millis(h.heartbeat_interval.max(1));
-                                hb = Heartbeat::on_hello(iv, rand::thread_rng().gen(), Instant::now());
-                            }
-                        }
-                        11 => {
-                            if let Some(rtt) = hb.ack(Instant::now()) {
-                                self.metrics.heartbeat_rtt.observe(rtt.as_secs_f64());
-                            }
-                        }
-                        op => tracing::debug!(op, "ignoring gateway opcode"),
                     }
                 }
             }
         }
+    }
+
+    /// One message off the socket (or how the socket ended).
+    async fn on_message(
+        &mut self,
+        r: Result<Incoming, ConnError>,
+        conn: &mut Connection,
+        hb: &mut Heartbeat,
+        limiter: &mut SendLimiter,
+        ready: &mut bool,
+    ) -> After {
+        let bytes = match r {
+            Ok(Incoming::Message(b)) => b,
+            Ok(Incoming::Closed(code)) => return After::End(self.closed(code)),
+            Err(e) => {
+                self.count_reconnect("transport");
+                return After::End(End::Resume {
+                    cause: e.to_string(),
+                    immediate: false,
+                });
+            }
+        };
+        let received = std::time::Instant::now();
+        let frame = match self.scanner.scan(&bytes) {
+            Ok(f) => f,
+            Err(e) => {
+                // Never forwarded: only a message checked as JSON becomes an envelope.
+                tracing::error!(error = %e, bytes = bytes.len(), "gateway message is not valid JSON (or not a gateway frame); skipped");
+                return After::Next;
+            }
+        };
+        match frame.op {
+            0 => {
+                if let Some(end) = self.dispatch(frame, received, ready).await {
+                    return After::End(end);
+                }
+                conn.recycle(bytes);
+            }
+            1 => {
+                hb.sent(Instant::now());
+                let p = self.heartbeat_payload();
+                if let Err(e) = self.send(conn, limiter, Kind::Heartbeat, p).await {
+                    self.count_reconnect("transport");
+                    return After::End(End::Resume {
+                        cause: e,
+                        immediate: false,
+                    });
+                }
+            }
+            7 => {
+                self.count_reconnect("op7");
+                tracing::info!("Discord asked to reconnect (op 7)");
+                return After::CloseAndEnd(End::Resume {
+                    cause: "op 7 reconnect".into(),
+                    immediate: true,
+                });
+            }
+            9 => {
+                let resumable = frame.d == Some("true");
+                self.count_reconnect(if resumable { "op9_resumable" } else { "op9" });
+                return After::CloseAndEnd(End::InvalidSession { resumable });
+            }
+            10 => {
+                if let Some(h) = frame.d.and_then(|d| serde_json::from_str::<Hello>(d).ok()) {
+                    let iv = Duration::from_millis(h.heartbeat_interval.max(1));
+                    *hb = Heartbeat::on_hello(iv, rand::thread_rng().gen(), Instant::now());
+                }
+            }
+            11 => {
+                if let Some(rtt) = hb.ack(Instant::now()) {
+                    self.metrics.heartbeat_rtt.observe(rtt.as_secs_f64());
+                }
+            }
+            op => tracing::debug!(op, "ignoring gateway opcode"),
+        }
+        After::Next
     }
 
     /// Writes the browser commands that may go now (only once READY/RESUMED), through the
@@ -668,11 +855,11 @@ impl Gateway {
     /// Op 0: number it, wrap it, put it on the bus.
     async fn dispatch(
         &mut self,
-        frame: Frame<'_>,
+        frame: FrameView<'_>,
         received: std::time::Instant,
         ready: &mut bool,
     ) -> Option<End> {
-        let kind = frame.t.as_deref().unwrap_or("UNKNOWN").to_owned();
+        let kind = frame.t.as_deref().unwrap_or("UNKNOWN");
         if kind == "RESUMED" {
             *ready = true;
             self.set_state(GatewayState::Ready);
@@ -682,38 +869,33 @@ impl Gateway {
             tracing::warn!(kind, "dispatch without a sequence number skipped");
             return None;
         };
-        let d = frame.d.map_or_else(
-            || RawValue::from_string("null".into()).expect("null is JSON"),
-            |d| d.to_owned(),
-        );
         if kind == "READY" {
-            {
-                let r: Ready = match serde_json::from_str(d.get()) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::error!(error = %e, "READY without session_id/resume_gateway_url");
-                        return Some(End::Reidentify {
-                            cause: "malformed READY".into(),
-                        });
-                    }
-                };
-                let next_id = (self.last_id + 1).max(self.store.id_floor());
-                // i128: a peer sending `s` ≥ 2^63 must not overflow (found by review of the fuzz target).
-                let id_offset = (i128::from(next_id) - i128::from(seq))
-                    .clamp(i128::from(i64::MIN), i128::from(i64::MAX))
-                    as i64;
-                self.store
-                    .new_session(&r.session_id, &r.resume_gateway_url, id_offset);
-                self.session = Some(Live {
-                    session_id: r.session_id.into_owned(),
-                    resume_url: r.resume_gateway_url.into_owned(),
-                    seq: seq.saturating_sub(1),
-                    id_offset,
-                });
-                *ready = true;
-                self.set_state(GatewayState::Ready);
-                tracing::info!(first_id = next_id, "READY: new session");
-            }
+            let r: Ready = match serde_json::from_str(frame.d.unwrap_or("null")) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = %e, "READY without session_id/resume_gateway_url");
+                    return Some(End::Reidentify {
+                        cause: "malformed READY".into(),
+                    });
+                }
+            };
+            let next_id = (self.last_id + 1).max(self.store.id_floor());
+            // i128: a peer sending `s` ≥ 2^63 must not overflow (found by review of the fuzz target).
+            let id_offset = (i128::from(next_id) - i128::from(seq))
+                .clamp(i128::from(i64::MIN), i128::from(i64::MAX))
+                as i64;
+            self.store
+                .new_session(&r.session_id, &r.resume_gateway_url, id_offset);
+            self.resume_url_failures = 0;
+            self.session = Some(Live::new(
+                &r.session_id,
+                r.resume_gateway_url.into_owned(),
+                seq.saturating_sub(1),
+                id_offset,
+            ));
+            *ready = true;
+            self.set_state(GatewayState::Ready);
+            tracing::info!(first_id = next_id, "READY: new session");
         }
         let session = self.session.as_mut()?;
         if seq <= session.seq {
@@ -739,31 +921,66 @@ impl Gateway {
             id = self.last_id + 1;
         }
         self.last_id = id;
-        self.store.reserve(id);
-        let (guild_id, channel_id) = super::route::route(d.get());
-        let envelope = Envelope {
-            version: Version,
+        if id >= self.reserved_below {
+            self.reserved_below = self.store.reserve(id);
+        }
+        let json = envelope::encode(
+            &mut self.arena,
+            &session.part,
+            &envelope::Fields {
+                id,
+                seq,
+                t_json: frame.t_json,
+                guild_id: frame.guild_id,
+                channel_id: frame.channel_id,
+                received_at: self.clock.unix_ms(received),
+                d: frame.d,
+            },
+        );
+        let dispatch = Dispatch {
             id,
-            shard: 0,
-            session_id: session.session_id.clone(),
             seq,
-            kind,
-            guild_id,
-            channel_id,
-            received_at: unix_ms(),
-            d,
+            session_id: session.session_id.clone(),
+            kind: intern(&mut self.kinds, kind),
+            json,
+            received,
         };
-        if self
-            .bus
-            .publish(Arc::new(Dispatch { envelope, received }))
-            .await
-            .is_err()
-        {
+        if self.bus.publish(Arc::new(dispatch)).await.is_err() {
             tracing::error!("the forwarder stopped; ending the session loop");
             return Some(End::Shutdown);
         }
         None
     }
+}
+
+/// The shared string for the dispatch type `kind`. Discord has a few dozen types; past 64 distinct
+/// ones (a misbehaving peer) new ones are simply not kept.
+fn intern(kinds: &mut Vec<Arc<str>>, kind: &str) -> Arc<str> {
+    if let Some(k) = kinds.iter().find(|k| ***k == *kind) {
+        return k.clone();
+    }
+    let k: Arc<str> = kind.into();
+    if kinds.len() < 64 {
+        kinds.push(k.clone());
+    }
+    k
+}
+
+/// What one message asks of the connection loop.
+enum After {
+    Next,
+    End(End),
+    /// Close the socket with 4000 (the session stays resumable), then end.
+    CloseAndEnd(End),
+}
+
+/// How far one connection got.
+#[derive(Default)]
+struct Progress {
+    /// HELLO arrived: the URL works.
+    hello: bool,
+    /// READY or RESUMED arrived.
+    ready: bool,
 }
 
 /// A change in the command outbox, or never when commands aren't wired in.
