@@ -449,16 +449,7 @@ async fn setup_with(
     let sim = start_sim(sim_config).await;
     let ingest = Ingest::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let holder = Holder::spawn(&HolderEnv {
-        api_url: sim.api_url(),
-        edge_url: ingest.url(),
-        state_dir: dir.path().to_path_buf(),
-        zlib,
-        extra: extra
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-    });
+    let holder = Holder::spawn(&HolderEnv::new(&sim, &ingest, dir.path(), zlib, extra));
     let addr = holder.http_addr().await;
     // Identified: the holder's own start-up calls (GET /gateway/bot) are behind us.
     sim.wait_for(|st| st.identifies >= 1).await;

@@ -55,13 +55,7 @@ impl Scenario {
         let sim = start_sim(self.config.clone()).await;
         let ingest = Ingest::start().await;
         let dir = tempfile::tempdir().unwrap();
-        let mut holder = Holder::spawn(&HolderEnv {
-            api_url: sim.api_url(),
-            edge_url: ingest.url(),
-            state_dir: dir.path().to_path_buf(),
-            zlib: self.zlib,
-            extra: vec![],
-        });
+        let mut holder = Holder::spawn(&HolderEnv::new(&sim, &ingest, dir.path(), self.zlib, &[]));
         tokio::time::timeout(T, sim.wait_for(|s| s.identifies >= 1))
             .await
             .expect("holder identifies");
@@ -219,13 +213,7 @@ async fn refused_resume(config: SimConfig, zlib: bool) {
     let sim = start_sim(config).await;
     let ingest = Ingest::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let mut holder = Holder::spawn(&HolderEnv {
-        api_url: sim.api_url(),
-        edge_url: ingest.url(),
-        state_dir: dir.path().to_path_buf(),
-        zlib,
-        extra: vec![],
-    });
+    let mut holder = Holder::spawn(&HolderEnv::new(&sim, &ingest, dir.path(), zlib, &[]));
     tokio::time::timeout(T, sim.wait_for(|s| s.identifies >= 1))
         .await
         .expect("holder identifies");
@@ -268,13 +256,7 @@ async fn fatal_exit(
         ingest.set_mode(Mode::Down).await;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut holder = Holder::spawn(&HolderEnv {
-        api_url: sim.api_url(),
-        edge_url: ingest.url(),
-        state_dir: dir.path().to_path_buf(),
-        zlib: true,
-        extra: vec![],
-    });
+    let mut holder = Holder::spawn(&HolderEnv::new(&sim, &ingest, dir.path(), true, &[]));
     if let Some(c) = close_with {
         tokio::time::timeout(T, sim.wait_for(|s| s.identifies >= 1))
             .await
@@ -346,13 +328,7 @@ async fn a_refused_bot_token_exits_with_one_clear_line() {
     .await;
     let ingest = Ingest::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let mut holder = Holder::spawn(&HolderEnv {
-        api_url: sim.api_url(),
-        edge_url: ingest.url(),
-        state_dir: dir.path().to_path_buf(),
-        zlib: true,
-        extra: vec![],
-    });
+    let mut holder = Holder::spawn(&HolderEnv::new(&sim, &ingest, dir.path(), true, &[]));
     let exit = holder.wait_exit(Duration::from_secs(10)).await;
     let log = holder.stderr_text();
     assert!(matches!(exit, Some(c) if c != 0), "{exit:?}\n{log}");
@@ -377,13 +353,13 @@ async fn a_spent_session_start_budget_is_waited_out_not_burned() {
     .await;
     let ingest = Ingest::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let mut holder = Holder::spawn(&HolderEnv {
-        api_url: sim.api_url(),
-        edge_url: ingest.url(),
-        state_dir: dir.path().to_path_buf(),
-        zlib: false,
-        extra: vec![("LOG_FORMAT".into(), "json".into())],
-    });
+    let mut holder = Holder::spawn(&HolderEnv::new(
+        &sim,
+        &ingest,
+        dir.path(),
+        false,
+        &[("LOG_FORMAT", "json")],
+    ));
     tokio::time::timeout(T, sim.wait_for(|s| s.identifies >= 1))
         .await
         .expect("holder identifies");
@@ -416,13 +392,13 @@ async fn trace_logging_never_shows_a_token() {
     let sim = start_sim(sim_config()).await;
     let ingest = Ingest::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let mut holder = Holder::spawn(&HolderEnv {
-        api_url: sim.api_url(),
-        edge_url: ingest.url(),
-        state_dir: dir.path().to_path_buf(),
-        zlib: false,
-        extra: vec![("RUST_LOG".into(), "trace".into())],
-    });
+    let mut holder = Holder::spawn(&HolderEnv::new(
+        &sim,
+        &ingest,
+        dir.path(),
+        false,
+        &[("RUST_LOG", "trace")],
+    ));
     tokio::time::timeout(T, sim.wait_for(|s| s.identifies >= 1))
         .await
         .expect("holder identifies");
@@ -478,13 +454,7 @@ async fn unreachable_resume_url(dead: DeadResumeUrl, refuse_resume: bool) {
     .await;
     let ingest = Ingest::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let mut holder = Holder::spawn(&HolderEnv {
-        api_url: sim.api_url(),
-        edge_url: ingest.url(),
-        state_dir: dir.path().to_path_buf(),
-        zlib: true,
-        extra: vec![],
-    });
+    let mut holder = Holder::spawn(&HolderEnv::new(&sim, &ingest, dir.path(), true, &[]));
     tokio::time::timeout(T, sim.wait_for(|s| s.identifies >= 1))
         .await
         .expect("holder identifies");

@@ -10,25 +10,6 @@ use std::time::Duration;
 
 const T: Duration = Duration::from_secs(30);
 
-fn env(
-    sim: &discord_sim::Sim,
-    ingest: &Ingest,
-    dir: &std::path::Path,
-    zlib: bool,
-    extra: &[(&str, &str)],
-) -> HolderEnv {
-    HolderEnv {
-        api_url: sim.api_url(),
-        edge_url: ingest.url(),
-        state_dir: dir.to_path_buf(),
-        zlib,
-        extra: extra
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-    }
-}
-
 /// `gateway-holder healthcheck` against the holder at `base` (`http://ADDR`); its exit code.
 fn healthcheck(base: &str) -> i32 {
     std::process::Command::new(env!("CARGO_BIN_EXE_gateway-holder"))
@@ -62,7 +43,7 @@ async fn sigkill_mid_traffic_then_restart_resumes_and_loses_nothing() {
     let sim = start_sim(sim_config()).await;
     let ingest = Ingest::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let mut first = Holder::spawn(&env(&sim, &ingest, dir.path(), true, &[]));
+    let mut first = Holder::spawn(&HolderEnv::new(&sim, &ingest, dir.path(), true, &[]));
     identified(&sim, 1).await;
     let traffic = sim.traffic(TrafficSpec::steady(300.0, Duration::from_secs(3)));
     ingest
@@ -70,7 +51,7 @@ async fn sigkill_mid_traffic_then_restart_resumes_and_loses_nothing() {
         .await;
     first.kill9();
 
-    let second = Holder::spawn(&env(&sim, &ingest, dir.path(), true, &[]));
+    let second = Holder::spawn(&HolderEnv::new(&sim, &ingest, dir.path(), true, &[]));
     tokio::time::timeout(T, sim.wait_for(|s| s.resumes >= 1))
         .await
         .unwrap_or_else(|_| panic!("restarted holder did not resume:\n{}", second.stderr_text()));
@@ -92,7 +73,7 @@ async fn sigkill_while_the_edge_is_down_keeps_the_spill() {
     let ingest = Ingest::start().await;
     let dir = tempfile::tempdir().unwrap();
     let small = [("HOLDER_BUFFER_MEMORY_BYTES", "4096")];
-    let mut first = Holder::spawn(&env(&sim, &ingest, dir.path(), false, &small));
+    let mut first = Holder::spawn(&HolderEnv::new(&sim, &ingest, dir.path(), false, &small));
     identified(&sim, 1).await;
     let traffic = sim.traffic(TrafficSpec::steady(200.0, Duration::from_secs(3)));
     ingest
@@ -102,7 +83,7 @@ async fn sigkill_while_the_edge_is_down_keeps_the_spill() {
     first.wait_line("spilled buffered envelopes", T).await;
     first.kill9();
 
-    let second = Holder::spawn(&env(&sim, &ingest, dir.path(), false, &small));
+    let second = Holder::spawn(&HolderEnv::new(&sim, &ingest, dir.path(), false, &small));
     tokio::time::timeout(T, sim.wait_for(|s| s.resumes >= 1))
         .await
         .unwrap_or_else(|_| panic!("restarted holder did not resume:\n{}", second.stderr_text()));
@@ -122,7 +103,7 @@ async fn sigkill_with_undelivered_envelopes_in_memory_replays_them() {
     let sim = start_sim(sim_config()).await;
     let ingest = Ingest::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let mut first = Holder::spawn(&env(&sim, &ingest, dir.path(), true, &[]));
+    let mut first = Holder::spawn(&HolderEnv::new(&sim, &ingest, dir.path(), true, &[]));
     identified(&sim, 1).await;
     ingest
         .wait_for("the first batch", T, |i| !i.unique().is_empty())
@@ -135,7 +116,7 @@ async fn sigkill_with_undelivered_envelopes_in_memory_replays_them() {
         .expect("traffic flows");
     first.kill9();
     ingest.set_mode(Mode::Ok).await;
-    let second = Holder::spawn(&env(&sim, &ingest, dir.path(), true, &[]));
+    let second = Holder::spawn(&HolderEnv::new(&sim, &ingest, dir.path(), true, &[]));
     tokio::time::timeout(T, sim.wait_for(|s| s.resumes >= 1))
         .await
         .unwrap_or_else(|_| panic!("restarted holder did not resume:\n{}", second.stderr_text()));
@@ -153,7 +134,13 @@ async fn sigterm_flushes_keeps_the_session_and_restart_resumes() {
     let ingest = Ingest::start().await;
     let dir = tempfile::tempdir().unwrap();
     let fast_flush = [("HOLDER_FLUSH_TIMEOUT_MS", "500")];
-    let mut first = Holder::spawn(&env(&sim, &ingest, dir.path(), true, &fast_flush));
+    let mut first = Holder::spawn(&HolderEnv::new(
+        &sim,
+        &ingest,
+        dir.path(),
+        true,
+        &fast_flush,
+    ));
     identified(&sim, 1).await;
     let traffic = sim.traffic(TrafficSpec::steady(200.0, Duration::from_secs(3)));
     ingest
@@ -180,7 +167,13 @@ async fn sigterm_flushes_keeps_the_session_and_restart_resumes() {
     );
 
     ingest.set_mode(Mode::Ok).await;
-    let second = Holder::spawn(&env(&sim, &ingest, dir.path(), true, &fast_flush));
+    let second = Holder::spawn(&HolderEnv::new(
+        &sim,
+        &ingest,
+        dir.path(),
+        true,
+        &fast_flush,
+    ));
     tokio::time::timeout(T, sim.wait_for(|s| s.resumes >= 1))
         .await
         .unwrap_or_else(|_| panic!("restarted holder did not resume:\n{}", second.stderr_text()));
@@ -198,7 +191,7 @@ async fn edge_down_for_10s_buffers_spills_and_delivers_in_order() {
     let sim = start_sim(sim_config()).await;
     let ingest = Ingest::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let holder = Holder::spawn(&env(
+    let holder = Holder::spawn(&HolderEnv::new(
         &sim,
         &ingest,
         dir.path(),
@@ -261,7 +254,7 @@ async fn server_errors_are_retried_and_413_splits_batches() {
     let sim = start_sim(sim_config()).await;
     let ingest = Ingest::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let holder = Holder::spawn(&env(&sim, &ingest, dir.path(), false, &[]));
+    let holder = Holder::spawn(&HolderEnv::new(&sim, &ingest, dir.path(), false, &[]));
     identified(&sim, 1).await;
     ingest
         .wait_for("the first batch", T, |i| !i.unique().is_empty())
@@ -296,7 +289,7 @@ async fn a_wrong_link_token_is_logged_as_such_and_never_leaked() {
     let sim = start_sim(sim_config()).await;
     let ingest = Ingest::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let holder = Holder::spawn(&env(
+    let holder = Holder::spawn(&HolderEnv::new(
         &sim,
         &ingest,
         dir.path(),
@@ -322,7 +315,7 @@ async fn overflowing_the_spill_drops_the_oldest_with_a_gap() {
     let sim = start_sim(sim_config()).await;
     let ingest = Ingest::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let holder = Holder::spawn(&env(
+    let holder = Holder::spawn(&HolderEnv::new(
         &sim,
         &ingest,
         dir.path(),
@@ -385,7 +378,7 @@ async fn a_new_session_after_a_kill_never_reuses_an_id() {
     let sim = start_sim(sim_config()).await;
     let ingest = Ingest::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let mut first = Holder::spawn(&env(&sim, &ingest, dir.path(), true, &[]));
+    let mut first = Holder::spawn(&HolderEnv::new(&sim, &ingest, dir.path(), true, &[]));
     identified(&sim, 1).await;
     let traffic = sim.traffic(TrafficSpec::steady(300.0, Duration::from_secs(1)));
     ingest
@@ -397,7 +390,7 @@ async fn a_new_session_after_a_kill_never_reuses_an_id() {
     let old_session = ingest.unique()[0].session_id.clone();
 
     sim.fault(discord_sim::Fault::RefuseResume(true)).await;
-    let second = Holder::spawn(&env(&sim, &ingest, dir.path(), true, &[]));
+    let second = Holder::spawn(&HolderEnv::new(&sim, &ingest, dir.path(), true, &[]));
     tokio::time::timeout(T, sim.wait_for(|s| s.identifies >= 2))
         .await
         .unwrap_or_else(|_| panic!("no new session:\n{}", second.stderr_text()));

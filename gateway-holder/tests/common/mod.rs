@@ -276,6 +276,29 @@ pub struct HolderEnv {
     pub extra: Vec<(String, String)>,
 }
 
+impl HolderEnv {
+    /// The holder of a test: `sim`'s REST and gateway, posting to `ingest`, state in `dir`,
+    /// zlib-stream on or off, and `extra` environment variables.
+    pub fn new(
+        sim: &Sim,
+        ingest: &Ingest,
+        dir: &std::path::Path,
+        zlib: bool,
+        extra: &[(&str, &str)],
+    ) -> HolderEnv {
+        HolderEnv {
+            api_url: sim.api_url(),
+            edge_url: ingest.url(),
+            state_dir: dir.to_path_buf(),
+            zlib,
+            extra: extra
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+}
+
 impl Holder {
     pub fn spawn(env: &HolderEnv) -> Holder {
         // HOLDER_BIN runs the suite against another build of the same holder (the static musl
