@@ -224,15 +224,7 @@ async fn a_429_storm_is_retried_within_bounds_and_reported() {
         3 + 4,
         "one call and at most three retries"
     );
-    let metrics = s
-        .client
-        .get(format!("http://{}/metrics", s.addr))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&s.client, s.addr).await;
     assert!(
         metrics.contains("holder_discord_rate_limited_total{scope=\"user\"} 6"),
         "{metrics}"

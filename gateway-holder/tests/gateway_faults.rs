@@ -509,14 +509,7 @@ async fn unreachable_resume_url(dead: DeadResumeUrl, refuse_resume: bool) {
     );
 
     let addr = holder.http_addr().await;
-    let metrics = http_client()
-        .get(format!("http://{addr}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&http_client(), addr).await;
     assert!(
         metrics.contains("holder_gateway_reconnects_total{code=\"resume_url_fallback\"} 1"),
         "{metrics}"

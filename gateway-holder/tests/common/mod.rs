@@ -572,6 +572,18 @@ pub fn http_client() -> reqwest::Client {
         .unwrap()
 }
 
+/// The holder's `/metrics` text, from its HTTP address.
+pub async fn metrics_text(client: &reqwest::Client, addr: impl std::fmt::Display) -> String {
+    client
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("the metrics body")
+}
+
 /// Polls `GET url` until its status is `status` (the holder's health has no push notification;
 /// 50 ms granularity, bounded by `limit`). Returns the body.
 pub async fn wait_status(
