@@ -68,15 +68,78 @@ pub fn parse_block(text: &str, mut emit: impl FnMut(Item)) {
     }
 }
 
+/// Turns the bytes of an SSE response body (chunked or not, split anywhere) into items, each
+/// stamped with when the bytes completing it arrived. Shared by the blocking [`SseClient`] and
+/// the benches' async `sse_fleet::AsyncSse`.
+pub struct SseDecoder<T> {
+    chunked: bool,
+    dec: Dechunker,
+    /// Decoded body bytes not yet parsed into items.
+    buf: Vec<u8>,
+    /// Where the next search for a blank line starts in `buf`.
+    scanned: usize,
+    items: VecDeque<(Item, T)>,
+    /// The chunked body's last chunk arrived.
+    pub ended: bool,
+}
+
+impl<T: Copy> SseDecoder<T> {
+    pub fn new(chunked: bool) -> Self {
+        SseDecoder {
+            chunked,
+            dec: Dechunker::default(),
+            buf: Vec::new(),
+            scanned: 0,
+            items: VecDeque::new(),
+            ended: false,
+        }
+    }
+
+    /// Takes in bytes read off the socket at `at`.
+    pub fn absorb(&mut self, raw: &[u8], at: T) {
+        if self.chunked {
+            let mut out = Vec::with_capacity(raw.len());
+            self.dec.feed(raw, &mut out);
+            self.buf.extend_from_slice(&out);
+            self.ended |= self.dec.done;
+        } else {
+            self.buf.extend_from_slice(raw);
+        }
+        let mut start = 0;
+        loop {
+            let from = self.scanned.max(start);
+            let Some(rel) = self.buf[from..].windows(2).position(|w| w == b"\n\n") else {
+                self.scanned = self.buf.len().saturating_sub(1).max(start);
+                break;
+            };
+            let end = from + rel;
+            let text = String::from_utf8_lossy(&self.buf[start..end]).into_owned();
+            start = end + 2;
+            self.scanned = start;
+            parse_block(&text, |item| self.items.push_back((item, at)));
+        }
+        if start > 0 {
+            self.buf.drain(..start);
+            self.scanned -= start;
+        }
+    }
+
+    /// The oldest item not yet taken.
+    pub fn pop(&mut self) -> Option<(Item, T)> {
+        self.items.pop_front()
+    }
+
+    /// What the body held that is not an item (an error response's body).
+    pub fn rest_text(&self) -> String {
+        String::from_utf8_lossy(&self.buf).into_owned()
+    }
+}
+
 pub struct SseClient {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     stream: TcpStream,
-    chunked: bool,
-    dec: Dechunker,
-    /// Decoded bytes not yet parsed into items.
-    buf: Vec<u8>,
-    items: VecDeque<(Item, Instant)>,
+    body: SseDecoder<Instant>,
     pub closed: bool,
     /// Error body when the status is not 200.
     pub error_body: String,
@@ -110,10 +173,7 @@ impl SseClient {
             status,
             headers,
             stream,
-            chunked,
-            dec: Dechunker::default(),
-            buf: Vec::new(),
-            items: VecDeque::new(),
+            body: SseDecoder::new(chunked),
             closed: false,
             error_body: String::new(),
         };
@@ -124,7 +184,7 @@ impl SseClient {
             while !c.closed && Instant::now() < deadline {
                 c.fill(deadline);
             }
-            c.error_body = String::from_utf8_lossy(&c.buf).into_owned();
+            c.error_body = c.body.rest_text();
         }
         c
     }
@@ -134,26 +194,8 @@ impl SseClient {
     }
 
     fn absorb(&mut self, raw: &[u8]) {
-        if self.chunked {
-            let mut out = Vec::new();
-            self.dec.feed(raw, &mut out);
-            self.buf.extend_from_slice(&out);
-            if self.dec.done {
-                self.closed = true;
-            }
-        } else {
-            self.buf.extend_from_slice(raw);
-        }
-        self.parse();
-    }
-
-    fn parse(&mut self) {
-        let now = Instant::now();
-        while let Some(end) = self.buf.windows(2).position(|w| w == b"\n\n") {
-            let block: Vec<u8> = self.buf.drain(..end + 2).collect();
-            let text = String::from_utf8_lossy(&block[..end]);
-            parse_block(&text, |item| self.items.push_back((item, now)));
-        }
+        self.body.absorb(raw, Instant::now());
+        self.closed |= self.body.ended;
     }
 
     /// Reads once, waiting at most until `deadline`.
@@ -188,7 +230,7 @@ impl SseClient {
     pub fn next_timed(&mut self, timeout: Duration) -> Option<(Item, Instant)> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(item) = self.items.pop_front() {
+            if let Some(item) = self.body.pop() {
                 return Some(item);
             }
             if self.closed || Instant::now() >= deadline {

@@ -9,9 +9,8 @@
 //! all ready sockets and a read each; the fleet's own CPU time is reported beside the figures so
 //! a saturated client side shows up instead of silently inflating latency.
 
-use crate::http::{header, Dechunker};
-use crate::sse::{parse_block, Item};
-use std::collections::VecDeque;
+use crate::http::header;
+use crate::sse::{Item, SseDecoder};
 use std::io;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -40,13 +39,7 @@ pub struct AsyncSse {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     stream: TcpStream,
-    chunked: bool,
-    dec: Dechunker,
-    /// Decoded body bytes not yet parsed into items.
-    buf: Vec<u8>,
-    /// Where the next search for a blank line starts in `buf`.
-    scanned: usize,
-    items: VecDeque<(Item, u64)>,
+    body: SseDecoder<u64>,
     /// The read buffer, kept between reads.
     chunk: Vec<u8>,
     pub closed: bool,
@@ -96,11 +89,7 @@ impl AsyncSse {
             status,
             headers,
             stream,
-            chunked,
-            dec: Dechunker::default(),
-            buf: Vec::new(),
-            scanned: 0,
-            items: VecDeque::new(),
+            body: SseDecoder::new(chunked),
             chunk: vec![0u8; 16 * 1024],
             closed: false,
         };
@@ -109,37 +98,8 @@ impl AsyncSse {
     }
 
     fn absorb(&mut self, raw: &[u8], at_us: u64) {
-        if self.chunked {
-            let mut out = Vec::with_capacity(raw.len());
-            self.dec.feed(raw, &mut out);
-            self.buf.extend_from_slice(&out);
-            if self.dec.done {
-                self.closed = true;
-            }
-        } else {
-            self.buf.extend_from_slice(raw);
-        }
-        self.parse(at_us);
-    }
-
-    fn parse(&mut self, at_us: u64) {
-        let mut start = 0;
-        loop {
-            let from = self.scanned.max(start);
-            let Some(rel) = self.buf[from..].windows(2).position(|w| w == b"\n\n") else {
-                self.scanned = self.buf.len().saturating_sub(1).max(start);
-                break;
-            };
-            let end = from + rel;
-            let text = String::from_utf8_lossy(&self.buf[start..end]).into_owned();
-            start = end + 2;
-            self.scanned = start;
-            parse_block(&text, |item| self.items.push_back((item, at_us)));
-        }
-        if start > 0 {
-            self.buf.drain(..start);
-            self.scanned -= start;
-        }
+        self.body.absorb(raw, at_us);
+        self.closed |= self.body.ended;
     }
 
     /// The next item and the unix µs its last bytes were read, or None when `timeout` passes
@@ -147,7 +107,7 @@ impl AsyncSse {
     pub async fn next(&mut self, timeout: Duration) -> Option<(Item, u64)> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            if let Some(item) = self.items.pop_front() {
+            if let Some(item) = self.body.pop() {
                 return Some(item);
             }
             if self.closed {
