@@ -18,7 +18,7 @@ use crate::baseline_better_sse::BetterSse;
 use crate::baseline_twilight::{self, TwilightBaseline};
 use crate::edge::{Edge, JWT_SECRET};
 use crate::sse::Item;
-use crate::sse_fleet::{thread_cpu_seconds, AsyncSse};
+use crate::sse_fleet::{AsyncSse, Fleet};
 use crate::stack::HolderProc;
 use crate::{free_port, http, now_ms, proc_stat};
 use discord_sim::config::demo::{GENERAL, GUILD_ID, RANDOM};
@@ -357,62 +357,25 @@ async fn client(
 }
 
 /// Every client on one thread; `finish` stops them and returns what each received.
-struct Fleet {
-    join: thread::JoinHandle<(Vec<ClientOut>, f64)>,
-    done: mpsc::Receiver<()>,
-}
-
-impl Fleet {
-    /// Starts `n` clients; returns once each has connected or failed to.
-    fn start(n: usize, shared: Arc<Shared>, auth: String) -> Fleet {
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let (done_tx, done) = mpsc::channel();
-        let auth = Arc::new(auth);
-        let join = thread::Builder::new()
-            .name("sse-fleet".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("fleet runtime");
-                let cpu0 = thread_cpu_seconds().unwrap_or(0.0);
-                let outs = rt.block_on(async move {
-                    let connects = Arc::new(tokio::sync::Semaphore::new(64));
-                    let tasks: Vec<_> = (0..n)
-                        .map(|_| {
-                            tokio::spawn(client(
-                                shared.clone(),
-                                auth.clone(),
-                                connects.clone(),
-                                ready_tx.clone(),
-                            ))
-                        })
-                        .collect();
-                    let mut outs = Vec::with_capacity(n);
-                    for t in tasks {
-                        outs.push(t.await.expect("client task"));
-                    }
-                    outs
-                });
-                let cpu = thread_cpu_seconds().unwrap_or(0.0) - cpu0;
-                let _ = done_tx.send(());
-                (outs, cpu)
-            })
-            .expect("spawn the SSE fleet");
-        for _ in 0..n {
-            if ready_rx.recv().is_err() {
-                break;
-            }
+/// Starts `n` clients on the fleet's thread; returns once each has connected or failed to.
+fn start_fleet(n: usize, shared: Arc<Shared>, auth: String) -> Fleet<ClientOut> {
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let auth = Arc::new(auth);
+    let connects = Arc::new(tokio::sync::Semaphore::new(64));
+    let fleet = Fleet::start(n, move || {
+        client(
+            shared.clone(),
+            auth.clone(),
+            connects.clone(),
+            ready_tx.clone(),
+        )
+    });
+    for _ in 0..n {
+        if ready_rx.recv().is_err() {
+            break;
         }
-        Fleet { join, done }
     }
-
-    /// Waits up to `settle` for every client to have everything, then stops the rest.
-    fn finish(self, shared: &Shared, settle: Duration) -> (Vec<ClientOut>, f64) {
-        let _ = self.done.recv_timeout(settle);
-        shared.stop.store(true, Ordering::SeqCst);
-        self.join.join().expect("SSE fleet thread")
-    }
+    fleet
 }
 
 /// CPU (utime+stime) and RSS samples of the holder and workerd, following restarts.
@@ -692,7 +655,7 @@ pub fn run(cfg: &Config) -> Report {
     });
     sim.clear_records();
 
-    let fleet = Fleet::start(
+    let fleet = start_fleet(
         cfg.clients,
         shared.clone(),
         format!("Bearer {}", session("read")),
@@ -854,7 +817,9 @@ pub fn run(cfg: &Config) -> Report {
         *expected.entry(d.sent_us).or_default() += 1;
     }
     *shared.expected.lock().expect("lock") = Some(Arc::new(expected.clone()));
-    let (outs, clients_cpu_seconds) = fleet.finish(&shared, cfg.settle);
+    let (outs, clients_cpu_seconds) =
+        fleet.finish(cfg.settle, || shared.stop.store(true, Ordering::SeqCst));
+    let clients_cpu_seconds = clients_cpu_seconds.unwrap_or(0.0);
     if let Some(t) = &twilight {
         // Its count includes READY and GUILD_CREATE from before the records were cleared.
         let _ = t.wait_received(twilight_emitted.len() as u64 + 2, Duration::from_secs(10));

@@ -11,7 +11,10 @@
 
 use crate::http::header;
 use crate::sse::{Item, SseDecoder};
+use std::future::Future;
 use std::io;
+use std::sync::mpsc;
+use std::thread;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -32,6 +35,55 @@ pub fn thread_cpu_seconds() -> Option<f64> {
     let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
     // CLK_TCK is 100 on every Linux this runs on; proc_stat asks getconf, which a hot loop can't.
     Some(ticks as f64 / 100.0)
+}
+
+/// A bench's clients: `n` tasks on one thread of their own (a current-thread tokio runtime).
+pub struct Fleet<T> {
+    join: thread::JoinHandle<(Vec<T>, Option<f64>)>,
+    done: mpsc::Receiver<()>,
+}
+
+impl<T: Send + 'static> Fleet<T> {
+    /// Starts `n` tasks, each the future `task()` makes. Returns at once; a task that should
+    /// report its connection does so through what `task` captured.
+    pub fn start<F, Fut>(n: usize, task: F) -> Fleet<T>
+    where
+        F: Fn() -> Fut + Send + 'static,
+        Fut: Future<Output = T> + Send + 'static,
+    {
+        let (done_tx, done) = mpsc::channel();
+        let join = thread::Builder::new()
+            .name("sse-fleet".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("fleet runtime");
+                let cpu_before = thread_cpu_seconds();
+                let outs = rt.block_on(async move {
+                    let tasks: Vec<_> = (0..n).map(|_| tokio::spawn(task())).collect();
+                    let mut outs = Vec::with_capacity(n);
+                    for t in tasks {
+                        outs.push(t.await.expect("client task"));
+                    }
+                    outs
+                });
+                let cpu = cpu_before.zip(thread_cpu_seconds()).map(|(b, a)| a - b);
+                let _ = done_tx.send(());
+                (outs, cpu)
+            })
+            .expect("spawn the SSE fleet");
+        Fleet { join, done }
+    }
+
+    /// Waits up to `settle` for every task to end, then calls `stop` (which must make the
+    /// others end soon); returns every task's result, in start order, and the thread's CPU
+    /// seconds (`None` when /proc could not be read).
+    pub fn finish(self, settle: Duration, stop: impl FnOnce()) -> (Vec<T>, Option<f64>) {
+        let _ = self.done.recv_timeout(settle);
+        stop();
+        self.join.join().expect("SSE fleet thread")
+    }
 }
 
 /// One SSE response being read.

@@ -15,7 +15,7 @@ use e2e_tests::baseline_better_sse::BetterSse;
 use e2e_tests::edge::Edge;
 use e2e_tests::holder::{batch_body, dispatch, envelope};
 use e2e_tests::sse::Item;
-use e2e_tests::sse_fleet::{thread_cpu_seconds, AsyncSse};
+use e2e_tests::sse_fleet::{AsyncSse, Fleet};
 use e2e_tests::{http, repo_root};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -199,39 +199,18 @@ fn measure(name: &str, port: u16, a: &Args, cpu_pids: &[(String, u32)]) -> Phase
     let expected_total = Arc::new(AtomicUsize::new(usize::MAX));
     // Every client on one thread (see `e2e_tests::sse_fleet` for why); its CPU time is reported.
     let (connected_tx, connected_rx) = mpsc::channel();
-    let (done_tx, done_rx) = mpsc::channel();
-    {
+    let fleet = {
         let stop = stop.clone();
         let expected_total = expected_total.clone();
-        thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("tokio runtime");
-            let results = rt.block_on(async move {
-                let cpu_before = thread_cpu_seconds();
-                let tasks: Vec<_> = (0..n)
-                    .map(|_| {
-                        tokio::spawn(client(
-                            port,
-                            connected_tx.clone(),
-                            stop.clone(),
-                            expected_total.clone(),
-                        ))
-                    })
-                    .collect();
-                let mut results = Vec::with_capacity(n);
-                for t in tasks {
-                    results.push(t.await.expect("client task"));
-                }
-                let cpu = cpu_before
-                    .zip(thread_cpu_seconds())
-                    .map_or(f64::NAN, |(b, a)| a - b);
-                (results, cpu)
-            });
-            let _ = done_tx.send(results);
-        });
-    }
+        Fleet::start(n, move || {
+            client(
+                port,
+                connected_tx.clone(),
+                stop.clone(),
+                expected_total.clone(),
+            )
+        })
+    };
     for _ in 0..n {
         connected_rx
             .recv()
@@ -322,13 +301,10 @@ fn measure(name: &str, port: u16, a: &Args, cpu_pids: &[(String, u32)]) -> Phase
     let seconds = started.elapsed().as_secs_f64();
     expected_total.store(seq as usize, Ordering::SeqCst);
     // Give stragglers up to 15 s to catch up, then stop.
-    let (results, clients_cpu) = match done_rx.recv_timeout(Duration::from_secs(15)) {
-        Ok(r) => r,
-        Err(_) => {
-            stop.store(true, Ordering::SeqCst);
-            done_rx.recv().expect("the clients' thread")
-        }
-    };
+    let (results, clients_cpu) = fleet.finish(Duration::from_secs(15), || {
+        stop.store(true, Ordering::SeqCst)
+    });
+    let clients_cpu = clients_cpu.unwrap_or(f64::NAN);
     let cpu_after: Vec<Option<f64>> = cpu_pids.iter().map(|(_, p)| cpu_ms(*p)).collect();
     let clients_cpu_per_s = clients_cpu / started.elapsed().as_secs_f64();
 
