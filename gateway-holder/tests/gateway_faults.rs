@@ -39,6 +39,32 @@ struct Scenario {
     config: SimConfig,
 }
 
+/// A holder identified on a fresh sim, with 10 messages delivered: where most fault tests start.
+struct Running {
+    sim: discord_sim::Sim,
+    ingest: Ingest,
+    holder: Holder,
+    dir: tempfile::TempDir,
+}
+
+async fn running(config: SimConfig, zlib: bool) -> Running {
+    let sim = start_sim(config).await;
+    let ingest = Ingest::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let holder = Holder::spawn(&HolderEnv::new(&sim, &ingest, dir.path(), zlib, &[]));
+    tokio::time::timeout(T, sim.wait_for(|s| s.identifies >= 1))
+        .await
+        .expect("holder identifies");
+    emit_messages(&sim, 10, "before").await;
+    wait_all_delivered(&sim, &ingest, T).await;
+    Running {
+        sim,
+        ingest,
+        holder,
+        dir,
+    }
+}
+
 impl Scenario {
     fn new(fault: Fault, expect: Expect, zlib: bool) -> Self {
         Scenario {
@@ -52,15 +78,12 @@ impl Scenario {
     }
 
     async fn run(self) {
-        let sim = start_sim(self.config.clone()).await;
-        let ingest = Ingest::start().await;
-        let dir = tempfile::tempdir().unwrap();
-        let mut holder = Holder::spawn(&HolderEnv::new(&sim, &ingest, dir.path(), self.zlib, &[]));
-        tokio::time::timeout(T, sim.wait_for(|s| s.identifies >= 1))
-            .await
-            .expect("holder identifies");
-        emit_messages(&sim, 10, "before").await;
-        wait_all_delivered(&sim, &ingest, T).await;
+        let Running {
+            sim,
+            ingest,
+            mut holder,
+            dir: _dir,
+        } = running(self.config.clone(), self.zlib).await;
 
         let before = sim.stats();
         sim.fault(self.fault.clone()).await;
@@ -210,15 +233,12 @@ async fn refused_resume_reidentifies() {
 }
 
 async fn refused_resume(config: SimConfig, zlib: bool) {
-    let sim = start_sim(config).await;
-    let ingest = Ingest::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut holder = Holder::spawn(&HolderEnv::new(&sim, &ingest, dir.path(), zlib, &[]));
-    tokio::time::timeout(T, sim.wait_for(|s| s.identifies >= 1))
-        .await
-        .expect("holder identifies");
-    emit_messages(&sim, 10, "before").await;
-    wait_all_delivered(&sim, &ingest, T).await;
+    let Running {
+        sim,
+        ingest,
+        mut holder,
+        dir: _dir,
+    } = running(config, zlib).await;
     sim.fault(Fault::RefuseResume(true)).await;
     sim.fault(Fault::Reconnect).await;
     tokio::time::timeout(
@@ -447,19 +467,19 @@ async fn unreachable_resume_url(dead: DeadResumeUrl, refuse_resume: bool) {
             }))
         }
     };
-    let sim = start_sim(SimConfig {
-        advertised_resume_url: Some(format!("ws://127.0.0.1:{port}/resume")),
-        ..sim_config()
-    })
+    let Running {
+        sim,
+        ingest,
+        mut holder,
+        dir,
+    } = running(
+        SimConfig {
+            advertised_resume_url: Some(format!("ws://127.0.0.1:{port}/resume")),
+            ..sim_config()
+        },
+        true,
+    )
     .await;
-    let ingest = Ingest::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut holder = Holder::spawn(&HolderEnv::new(&sim, &ingest, dir.path(), true, &[]));
-    tokio::time::timeout(T, sim.wait_for(|s| s.identifies >= 1))
-        .await
-        .expect("holder identifies");
-    emit_messages(&sim, 10, "before").await;
-    wait_all_delivered(&sim, &ingest, T).await;
 
     if refuse_resume {
         sim.fault(Fault::RefuseResume(true)).await;
