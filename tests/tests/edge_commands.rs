@@ -81,6 +81,31 @@ fn is_traceparent(v: &str) -> bool {
     edge_worker::traceparent::is_valid(v)
 }
 
+/// The holder's post of a failed command's `command.result` for `user`, sent with `token`.
+fn post_failed_result(
+    port: u16,
+    token: &str,
+    guild: &str,
+    user: &str,
+    command_id: &str,
+) -> http::Response {
+    let post = format!(
+        r#"{{"version":"1.0","guild_id":"{guild}","user":"{user}","event":{{"version":"1.0","command_id":"{command_id}","status":"failed","error":{{"code":"deadline_exceeded","message":"late"}}}}}}"#
+    );
+    let auth = format!("Bearer {token}");
+    http::request(
+        port,
+        "POST",
+        "/link/command-result",
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        post.as_bytes(),
+    )
+    .expect("POST command-result")
+}
+
 /// Waits (bounded) until `cond` holds for the sim's REST records.
 fn rest_call(
     rt: &tokio::runtime::Runtime,
@@ -380,26 +405,12 @@ fn commands_end_to_end() {
 
     // 6. The holder posts results with LINK_TOKEN; the previous token works during a rotation,
     //    anything else is refused.
-    let post = format!(
-        r#"{{"version":"1.0","guild_id":"{guild}","user":"alice","event":{{"version":"1.0","command_id":"manual","status":"failed","error":{{"code":"deadline_exceeded","message":"late"}}}}}}"#
-    );
     for (token, status) in [
         (PREVIOUS_LINK_TOKEN, 204),
         ("wrong-token", 401),
         (LINK_TOKEN, 204),
     ] {
-        let auth = format!("Bearer {token}");
-        let r = http::request(
-            port,
-            "POST",
-            "/link/command-result",
-            &[
-                ("Authorization", &auth),
-                ("Content-Type", "application/json"),
-            ],
-            post.as_bytes(),
-        )
-        .expect("POST command-result");
+        let r = post_failed_result(port, token, &guild, "alice", "manual");
         assert_eq!(r.status, status, "{token}: {}", r.text());
     }
     let e = alice_stream.events_until(T, |e| e.event == "command.result");
@@ -430,21 +441,7 @@ fn commands_end_to_end() {
     // A result for a user with no open stream is kept for that user alone: carol connects
     // afterwards from an earlier cursor and gets it replayed; bob, from the same cursor, never.
     let from = manual.id.expect("command.result has an id");
-    let post = format!(
-        r#"{{"version":"1.0","guild_id":"{guild}","user":"carol","event":{{"version":"1.0","command_id":"for-carol","status":"failed","error":{{"code":"deadline_exceeded","message":"late"}}}}}}"#
-    );
-    let link_auth = format!("Bearer {LINK_TOKEN}");
-    let r = http::request(
-        port,
-        "POST",
-        "/link/command-result",
-        &[
-            ("Authorization", &link_auth),
-            ("Content-Type", "application/json"),
-        ],
-        post.as_bytes(),
-    )
-    .expect("POST command-result");
+    let r = post_failed_result(port, LINK_TOKEN, &guild, "carol", "for-carol");
     assert_eq!(r.status, 204, "{}", r.text());
     let resume = |session: &str| {
         let auth = format!("Bearer {session}");
