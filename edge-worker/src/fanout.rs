@@ -63,7 +63,8 @@ impl<C: Clone> ClientSet<C> {
         self.add_for_user(None, filter, cursor, now_ms, preload)
     }
 
-    /// [`ClientSet::add`] for a client that belongs to `user` (see [`ClientSet::send_to_user`]).
+    /// [`ClientSet::add`] for a client that belongs to `user` (it also gets that user's events,
+    /// see [`EdgeEvent::is_for`]).
     pub fn add_for_user(
         &mut self,
         user: Option<String>,
@@ -189,37 +190,6 @@ impl<C: Clone> ClientSet<C> {
         (pinged, slow)
     }
 
-    /// Queues `chunk` (one event that is not stored; `cursor` is the id it carries, if any) for
-    /// the clients of `user` only, whatever their filters. A client too far behind to take it is
-    /// closed as slow. Returns how many clients got it.
-    pub fn send_to_user(
-        &mut self,
-        user: &str,
-        chunk: C,
-        cursor: Option<u64>,
-        now_ms: u64,
-        make: impl Fn(&[u8]) -> C,
-    ) -> u64 {
-        self.prune();
-        let mut sent = 0;
-        for client in self
-            .clients
-            .iter()
-            .filter(|c| c.user.as_deref() == Some(user))
-        {
-            let mut q = client.queue.borrow_mut();
-            match q.push(chunk.clone(), cursor, 1, now_ms) {
-                Push::Queued => sent += 1,
-                Push::Full => {
-                    let final_gap = slow_client_gap(q.delivered());
-                    q.close_with(make(final_gap.as_bytes()));
-                }
-                Push::Gone => {}
-            }
-        }
-        sent
-    }
-
     /// Ends every stream after what is queued (clients reconnect with `Last-Event-ID`).
     pub fn close_all(&mut self) -> usize {
         let n = self.clients.len();
@@ -317,17 +287,23 @@ mod tests {
         let mut bob = set.add_for_user(Some("bob".into()), Filter::default(), 0, 0, vec![]);
         let mut anon = set.add(Filter::default(), 0, 0, vec![]);
         let make = |b: &[u8]| Shared::<[u8]>::from(b);
-        let n = set.send_to_user("alice", make(b"event: command.result\n\n"), None, 0, make);
-        assert_eq!(n, 2);
-        set.publish(&[ev(1, "MESSAGE_CREATE", None)], 0, make);
-        assert_eq!(text(&drain(&mut alice, 1)), "event: command.result\n\n");
-        assert_eq!(text(&drain(&mut alice2, 1)), "event: command.result\n\n");
-        assert!(text(&drain(&mut bob, 1)).starts_with("id: 1\n"));
-        assert!(text(&drain(&mut anon, 1)).starts_with("id: 1\n"));
+        let mut result = ev(1, "command.result", None);
+        result.user = Some("alice".into());
+        let p = set.publish(&[result], 0, make);
+        assert_eq!(
+            p.events_out, 2,
+            "alice's two streams, whatever their filters"
+        );
+        set.publish(&[ev(2, "MESSAGE_CREATE", None)], 0, make);
+        let result_frame = "id: 1\nevent: command.result\ndata: {\"n\":1}\n\n";
+        assert_eq!(text(&drain(&mut alice, 1)), result_frame);
+        assert_eq!(text(&drain(&mut alice2, 1)), result_frame);
+        assert!(text(&drain(&mut bob, 1)).starts_with("id: 2\n"));
+        assert!(text(&drain(&mut anon, 1)).starts_with("id: 2\n"));
 
-        // A stored per-user event in a published batch: never in the shared chunk, and to
-        // that user's streams whatever their filters.
-        assert!(text(&drain(&mut alice, 1)).starts_with("id: 1\n"));
+        // Beside a public event in one batch: never in the shared chunk, and to that user's
+        // streams whatever their filters.
+        assert!(text(&drain(&mut alice, 1)).starts_with("id: 2\n"));
         let mut mine = ev(3, "command.result", None);
         mine.user = Some("alice".into());
         set.publish(&[ev(2, "MESSAGE_CREATE", None), mine], 0, make);

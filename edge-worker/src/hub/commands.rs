@@ -80,17 +80,8 @@ pub(crate) async fn result(hub: &Rc<RefCell<Hub>>, mut req: Request) -> Result<R
         }];
         h.append(now, &mut stored)?;
         h.trim(now)?;
-        let [e] = stored;
-        let mut frame = String::new();
-        e.frame(&mut frame);
-        let sent = h.clients.send_to_user(
-            &user,
-            super::chunk(frame.as_bytes()),
-            Some(e.cursor),
-            now,
-            super::chunk,
-        );
-        h.pumps.drive_all();
+        // Only the user's streams select it (`EdgeEvent::is_for`).
+        let sent = h.publish(now, &stored).events_out;
         h.command_counters.results += 1;
         h.command_counters.results_delivered += sent;
         if sent == 0 {

@@ -180,7 +180,7 @@ impl Hub {
         Ok(())
     }
 
-    fn publish(&mut self, now: u64, events: &[EdgeEvent]) {
+    fn publish(&mut self, now: u64, events: &[EdgeEvent]) -> crate::fanout::Published {
         let p = self.clients.publish(events, now, chunk);
         self.pumps.drive_all();
         self.metrics.events_out += p.events_out;
@@ -194,6 +194,7 @@ impl Hub {
                 p.dropped
             );
         }
+        p
     }
 
     /// Announces a quiet link, if it just went quiet.
