@@ -400,26 +400,13 @@ impl Gateway {
     /// the same session (same id and seq, so nothing is lost) on the URL `GET /gateway/bot` gives
     /// (or `DISCORD_GATEWAY_URL`). `Ok(false)` on shutdown.
     async fn fall_back_from_resume_url(&mut self, backoff: &mut Backoff) -> Result<bool, Exit> {
-        let url = loop {
-            match start_limit::fetch(&self.http, &self.cfg.api_url, &self.cfg.token).await {
-                Ok(info) => {
-                    break match &self.cfg.gateway_url {
-                        Some(u) => u.to_string(),
-                        None => info.url,
-                    }
-                }
-                Err(GatewayBotError::Unauthorized) => return Err(Exit::Unauthorized),
-                Err(GatewayBotError::Other(e)) => {
-                    if let Some(u) = &self.cfg.gateway_url {
-                        break u.to_string();
-                    }
-                    let d = backoff.next_delay();
-                    tracing::warn!(error = %e, retry_in_ms = d.as_millis() as u64, "GET /gateway/bot failed (for a resume URL to fall back to)");
-                    if self.sleep_or_shutdown(d).await {
-                        return Ok(false);
-                    }
-                }
-            }
+        let url = match self
+            .gateway_bot(backoff, "for a resume URL to fall back to")
+            .await?
+        {
+            None => return Ok(false),
+            Some(BotUrl::Answered(info)) => self.gateway_url_or(info.url),
+            Some(BotUrl::Configured { url, .. }) => url,
         };
         let failures = std::mem::take(&mut self.resume_url_failures);
         if let Some(s) = self.session.as_mut() {
@@ -450,11 +437,49 @@ impl Gateway {
             .inc();
     }
 
+    /// `GET /gateway/bot`, retried with `backoff` (and logged with `purpose`) until it answers;
+    /// `Ok(None)` on shutdown. With `DISCORD_GATEWAY_URL` set, a failure is not retried: that URL
+    /// serves instead.
+    async fn gateway_bot(
+        &mut self,
+        backoff: &mut Backoff,
+        purpose: &str,
+    ) -> Result<Option<BotUrl>, Exit> {
+        loop {
+            match start_limit::fetch(&self.http, &self.cfg.api_url, &self.cfg.token).await {
+                Ok(info) => return Ok(Some(BotUrl::Answered(info))),
+                Err(GatewayBotError::Unauthorized) => return Err(Exit::Unauthorized),
+                Err(GatewayBotError::Other(error)) => {
+                    if let Some(u) = &self.cfg.gateway_url {
+                        return Ok(Some(BotUrl::Configured {
+                            url: u.to_string(),
+                            error,
+                        }));
+                    }
+                    let d = backoff.next_delay();
+                    tracing::warn!(error = %error, retry_in_ms = d.as_millis() as u64, purpose, "GET /gateway/bot failed");
+                    if self.sleep_or_shutdown(d).await {
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+    }
+
+    /// `DISCORD_GATEWAY_URL` when set, else `url` (what `GET /gateway/bot` gave).
+    fn gateway_url_or(&self, url: String) -> String {
+        match &self.cfg.gateway_url {
+            Some(u) => u.to_string(),
+            None => url,
+        }
+    }
+
     /// The URL to IDENTIFY on, after the session-start guard. `Ok(None)` on shutdown.
     async fn identify_url(&mut self, backoff: &mut Backoff) -> Result<Option<String>, Exit> {
         loop {
-            match start_limit::fetch(&self.http, &self.cfg.api_url, &self.cfg.token).await {
-                Ok(info) => {
+            match self.gateway_bot(backoff, "for an IDENTIFY").await? {
+                None => return Ok(None),
+                Some(BotUrl::Answered(info)) => {
                     let since = self.last_identify.map(|t| t.elapsed());
                     let wait = start_limit::wait_before_identify(&info.session_start_limit, since);
                     if !wait.is_zero() {
@@ -471,30 +496,18 @@ impl Gateway {
                             continue;
                         }
                     }
-                    let url = match &self.cfg.gateway_url {
-                        Some(u) => u.to_string(),
-                        None => info.url,
-                    };
-                    return Ok(Some(url));
+                    return Ok(Some(self.gateway_url_or(info.url)));
                 }
-                Err(GatewayBotError::Unauthorized) => return Err(Exit::Unauthorized),
-                Err(GatewayBotError::Other(e)) => {
-                    if let Some(u) = self.cfg.gateway_url.clone() {
-                        tracing::warn!(error = %e, "GET /gateway/bot failed; using DISCORD_GATEWAY_URL without the session-start guard");
-                        let since = self.last_identify.map(|t| t.elapsed());
-                        let spacing = Duration::from_secs(5);
-                        if let Some(s) = since.filter(|s| *s < spacing) {
-                            if self.sleep_or_shutdown(spacing - s).await {
-                                return Ok(None);
-                            }
+                Some(BotUrl::Configured { url, error }) => {
+                    tracing::warn!(error = %error, "GET /gateway/bot failed; using DISCORD_GATEWAY_URL without the session-start guard");
+                    let since = self.last_identify.map(|t| t.elapsed());
+                    let spacing = Duration::from_secs(5);
+                    if let Some(s) = since.filter(|s| *s < spacing) {
+                        if self.sleep_or_shutdown(spacing - s).await {
+                            return Ok(None);
                         }
-                        return Ok(Some(u.to_string()));
                     }
-                    let d = backoff.next_delay();
-                    tracing::warn!(error = %e, retry_in_ms = d.as_millis() as u64, "GET /gateway/bot failed");
-                    if self.sleep_or_shutdown(d).await {
-                        return Ok(None);
-                    }
+                    return Ok(Some(url));
                 }
             }
         }
@@ -981,6 +994,16 @@ struct Progress {
     hello: bool,
     /// READY or RESUMED arrived.
     ready: bool,
+}
+
+/// What `Gateway::gateway_bot` found.
+enum BotUrl {
+    Answered(start_limit::GatewayBot),
+    /// `GET /gateway/bot` failed with `DISCORD_GATEWAY_URL` set: that URL, and why.
+    Configured {
+        url: String,
+        error: String,
+    },
 }
 
 /// A change in the command outbox, or never when commands aren't wired in.
