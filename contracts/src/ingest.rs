@@ -11,7 +11,9 @@ use serde_json::value::RawValue;
 #[serde(deny_unknown_fields)]
 pub struct Envelope {
     pub version: Version,
-    /// The holder's cursor: strictly increasing within an `epoch`, across reconnects and restarts.
+    /// The holder's cursor: strictly increasing within an (`epoch`, `shard`), across reconnects
+    /// and restarts (each shard's dispatches are numbered from Discord's `s`, so a dispatch Discord
+    /// replays keeps its id; ids of different shards may interleave or repeat).
     pub id: u64,
     pub shard: u32,
     pub session_id: String,
@@ -40,6 +42,21 @@ pub struct HolderGap {
     /// Last dropped holder id (inclusive).
     pub to_id: u64,
     pub reason: String,
+    /// The shard whose ids these are; absent: the ids of every shard in the range were dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<u32>,
+}
+
+/// One shard's session state, sent with every batch so the edge can tell each guild's browsers
+/// whether the shard carrying that guild is online (`shard_id = (guild_id >> 22) % count`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardState {
+    /// The shard id.
+    pub shard: u32,
+    /// How many shards the bot runs (the `num_shards` of IDENTIFY).
+    pub count: u32,
+    pub state: GatewayState,
 }
 
 /// The holder's view of its Discord session, sent with every batch (including empty keep-alive
@@ -72,6 +89,9 @@ pub struct IngestBatch {
     pub gaps: Vec<HolderGap>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<GatewayState>,
+    /// Every shard this holder runs, with its state (`gateway` is then the least ready of them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<ShardState>,
 }
 
 /// The answer to an accepted `POST /link/ingest`.

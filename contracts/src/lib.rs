@@ -28,10 +28,10 @@ pub use command::{
     UpdateVoiceState,
 };
 pub use error::{ErrorBody, ErrorCode, ErrorDetail, ValidationError};
-pub use ingest::{Envelope, GatewayState, Health, HolderGap, IngestAck, IngestBatch};
+pub use ingest::{Envelope, GatewayState, Health, HolderGap, IngestAck, IngestBatch, ShardState};
 pub use snowflake::Snowflake;
 pub use stream::{
-    CommandResultEvent, DispatchEvent, GapEvent, GapReason, LinkState, StatusEvent, VoiceEvent,
+    CommandResultEvent, DispatchEvent, GapEvent, GapReason, GuildAvailability, LinkState, StatusEvent, VoiceEvent,
     VoiceEventKind, VoiceFlags,
 };
 pub use version::{Version, VERSION};

@@ -44,6 +44,22 @@ pub struct StatusEvent {
     /// Unix ms of the last batch or keep-alive from the holder, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_seen: Option<u64>,
+    /// The guild as Discord reports it; absent until the hub has seen GUILD_CREATE or
+    /// GUILD_DELETE. `removed` is final: the bot left the guild and the stream closes after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guild: Option<GuildAvailability>,
+}
+
+/// Whether the bot is in the guild and Discord serves it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GuildAvailability {
+    /// GUILD_CREATE arrived: the guild is served.
+    Available,
+    /// GUILD_DELETE with `unavailable: true`, or GUILD_CREATE marked unavailable: a Discord outage.
+    Unavailable,
+    /// GUILD_DELETE without `unavailable`: the bot left or was removed.
+    Removed,
 }
 
 /// Why events are missing.

@@ -279,18 +279,20 @@ impl Validate for crate::HolderCommand {
 
 impl Validate for IngestBatch {
     fn validate(&self) -> Result<(), ValidationError> {
-        for (i, pair) in self.envelopes.windows(2).enumerate() {
-            if pair[1].id <= pair[0].id {
-                return Err(ValidationError::field(
-                    format!("envelopes[{}].id", i + 1),
-                    format!(
-                        "ids must increase within a batch ({} after {})",
-                        pair[1].id, pair[0].id
-                    ),
-                ));
-            }
-        }
+        // Ids increase per shard (each shard numbers from its own `s`); shards interleave.
+        let mut last: std::collections::HashMap<u32, u64> = std::collections::HashMap::new();
         for (i, env) in self.envelopes.iter().enumerate() {
+            if let Some(prev) = last.insert(env.shard, env.id) {
+                if env.id <= prev {
+                    return Err(ValidationError::field(
+                        format!("envelopes[{i}].id"),
+                        format!(
+                            "ids must increase within a batch per shard ({} after {} on shard {})",
+                            env.id, prev, env.shard
+                        ),
+                    ));
+                }
+            }
             if env.kind.is_empty() {
                 return Err(ValidationError::field(
                     format!("envelopes[{i}].type"),
@@ -303,6 +305,14 @@ impl Validate for IngestBatch {
                 return Err(ValidationError::field(
                     format!("gaps[{i}].to_id"),
                     "is before from_id",
+                ));
+            }
+        }
+        for (i, s) in self.shards.iter().enumerate() {
+            if s.count == 0 || s.shard >= s.count {
+                return Err(ValidationError::field(
+                    format!("shards[{i}].shard"),
+                    format!("shard {} is not below count {}", s.shard, s.count),
                 ));
             }
         }

@@ -67,6 +67,16 @@ fn rust_examples() -> Vec<(&'static str, Value)> {
                 from_id: 3,
                 to_id: 9,
                 reason: "buffer full".into(),
+                shard: None,
+            }),
+        ),
+        (
+            "HolderGap",
+            v(&HolderGap {
+                from_id: 3,
+                to_id: 9,
+                reason: "buffer full".into(),
+                shard: Some(2),
             }),
         ),
         (
@@ -112,6 +122,7 @@ fn rust_examples() -> Vec<(&'static str, Value)> {
                 link: LinkState::Down,
                 gateway: None,
                 last_seen: None,
+                guild: Some(GuildAvailability::Removed),
             }),
         ),
         (
@@ -261,6 +272,7 @@ fn rust_examples() -> Vec<(&'static str, Value)> {
                 link: LinkState::Up,
                 gateway: Some(state),
                 last_seen: Some(9),
+                guild: None,
             }),
         ));
     }
@@ -396,6 +408,14 @@ fn rust_examples() -> Vec<(&'static str, Value)> {
         ));
     }
     out.push((
+        "ShardState",
+        v(&ShardState {
+            shard: 3,
+            count: 4,
+            state: GatewayState::Connecting,
+        }),
+    ));
+    out.push((
         "IngestBatch",
         v(&IngestBatch {
             version: Version,
@@ -407,8 +427,21 @@ fn rust_examples() -> Vec<(&'static str, Value)> {
                 from_id: 3,
                 to_id: 4,
                 reason: "r".into(),
+                shard: Some(1),
             }],
             gateway: Some(GatewayState::Ready),
+            shards: vec![
+                ShardState {
+                    shard: 0,
+                    count: 2,
+                    state: GatewayState::Ready,
+                },
+                ShardState {
+                    shard: 1,
+                    count: 2,
+                    state: GatewayState::Reconnecting,
+                },
+            ],
         }),
     ));
     out
@@ -481,6 +514,7 @@ fn rust_round_trip(name: &str, value: &Value) -> Result<Value, String> {
         "ErrorCode" => go::<ErrorCode>(value),
         "Envelope" => go::<Envelope>(value),
         "HolderGap" => go::<HolderGap>(value),
+        "ShardState" => go::<ShardState>(value),
         "GatewayState" => go::<GatewayState>(value),
         "DispatchEvent" => go::<DispatchEvent>(value),
         "StatusEvent" => go::<StatusEvent>(value),

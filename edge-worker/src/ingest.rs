@@ -119,6 +119,7 @@ mod tests {
             from_id,
             to_id,
             reason: "buffer".into(),
+            shard: None,
         }
     }
 
@@ -170,6 +171,7 @@ mod tests {
             envelopes: vec![env(0), e],
             gaps: vec![],
             gateway: None,
+            shards: vec![],
         };
         assert_eq!(
             check(&b).unwrap_err().field.as_deref(),

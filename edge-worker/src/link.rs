@@ -32,6 +32,7 @@ impl LinkTracker {
             link: self.state(now, quiet_ms),
             gateway: self.gateway,
             last_seen: self.last_seen,
+            guild: None,
         }
     }
 

@@ -316,6 +316,7 @@ impl Buffer {
                     from_id: from,
                     to_id: to,
                     reason: "holder buffer overflow (spill unavailable)".into(),
+                    shard: None,
                 });
                 (None, gaps)
             }
@@ -328,6 +329,7 @@ fn overflow_gap(from_id: u64, to_id: u64) -> HolderGap {
         from_id,
         to_id,
         reason: "holder buffer overflow while the edge was unreachable".into(),
+        shard: None,
     }
 }
 
@@ -358,6 +360,7 @@ pub(crate) mod tests {
             from_id: 1,
             to_id: 2,
             reason: "r".into(),
+            shard: None,
         }];
         let body = encode_batch(&meta(), &[entry(3), entry(4)], &gaps);
         let parsed: IngestBatch = serde_json::from_slice(&body).unwrap();

@@ -358,6 +358,7 @@ impl Forwarder {
                             from_id: id,
                             to_id: id,
                             reason: "envelope refused by the edge".into(),
+                            shard: None,
                         }]);
                     }
                 }
