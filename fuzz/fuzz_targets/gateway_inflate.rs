@@ -170,7 +170,7 @@ fn dispatch(frame: FrameView<'_>) {
     }
     let json = envelope::encode(
         &mut Arena::new(),
-        &SessionPart::new("session \"\u{e9}"),
+        &SessionPart::new(1, "session \"\u{e9}"),
         &Fields {
             id: 1,
             seq,

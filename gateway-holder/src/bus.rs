@@ -10,6 +10,8 @@ use tokio::sync::{broadcast, mpsc};
 /// One dispatch, already wrapped as the envelope the edge will receive (`d` as Discord sent it).
 #[derive(Debug)]
 pub struct Dispatch {
+    /// The shard it came on.
+    pub shard: u32,
     pub id: u64,
     /// Discord's `s`.
     pub seq: u64,
@@ -81,6 +83,7 @@ mod tests {
 
     fn item(seq: u64) -> Item {
         Arc::new(Dispatch {
+            shard: 0,
             id: seq,
             seq,
             session_id: "s".into(),

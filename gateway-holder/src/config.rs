@@ -40,6 +40,78 @@ pub enum Compression {
     None,
 }
 
+/// `DISCORD_SHARDS`: which shards this holder runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShardSpec {
+    /// `auto`: every shard of `GET /gateway/bot`'s recommended count.
+    Auto,
+    /// `N`: all N shards.
+    All(u32),
+    /// `A-B/N`: shards A..=B of N.
+    Range { first: u32, last: u32, count: u32 },
+}
+
+impl ShardSpec {
+    /// The shard ids and the total, given the count Discord recommends.
+    pub fn resolve(self, recommended: u32) -> (std::ops::RangeInclusive<u32>, u32) {
+        match self {
+            ShardSpec::Auto => {
+                let n = recommended.max(1);
+                (0..=n - 1, n)
+            }
+            ShardSpec::All(n) => (0..=n - 1, n),
+            ShardSpec::Range { first, last, count } => (first..=last, count),
+        }
+    }
+
+    /// This holder's share of something the whole bot has (Discord's REST global limit): its
+    /// shards over the bot's, or all of it with `auto`/`N`.
+    pub fn share(self) -> f64 {
+        match self {
+            ShardSpec::Auto | ShardSpec::All(_) => 1.0,
+            ShardSpec::Range { first, last, count } => {
+                f64::from(last - first + 1) / f64::from(count)
+            }
+        }
+    }
+
+    fn parse(v: &str) -> Result<ShardSpec, String> {
+        let v = v.trim();
+        let number = |s: &str| s.trim().parse::<u32>().map_err(|_| ());
+        let bad = || format!("{v:?} is not \"auto\", a shard count N, or a range A-B/N");
+        if v == "auto" {
+            return Ok(ShardSpec::Auto);
+        }
+        if let Some((range, count)) = v.split_once('/') {
+            let (a, b) = range.split_once('-').ok_or_else(bad)?;
+            let (first, last, count) = match (number(a), number(b), number(count)) {
+                (Ok(a), Ok(b), Ok(n)) => (a, b, n),
+                _ => return Err(bad()),
+            };
+            if count == 0 || first > last || last >= count {
+                return Err(format!(
+                    "{v:?}: the range must satisfy A <= B < N (shard ids count from 0)"
+                ));
+            }
+            return Ok(ShardSpec::Range { first, last, count });
+        }
+        match number(v) {
+            Ok(0) => Err(format!("{v:?}: a bot runs at least one shard")),
+            Ok(n) => Ok(ShardSpec::All(n)),
+            Err(()) => Err(bad()),
+        }
+    }
+}
+
+/// `IDENTIFY_QUEUE`: who paces this holder's IDENTIFYs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdentifyQueueKind {
+    /// This process paces its own shards (one holder per bot).
+    Local,
+    /// The edge's bot-wide queue (`POST {EDGE_URL}/link/identify`), for several holders of a bot.
+    Edge,
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub bot_token: Secret,
@@ -47,13 +119,19 @@ pub struct Config {
     pub gateway_url: Option<Url>,
     pub intents: u64,
     pub compression: Compression,
+    pub shards: ShardSpec,
+    pub identify_queue: IdentifyQueueKind,
     pub edge_url: Url,
     pub link_token: Secret,
     /// `LINK_TOKEN_PREVIOUS`: during a rotation, a second token `POST /commands` accepts (the
     /// holder always sends `LINK_TOKEN`). See README.md, "Rotating LINK_TOKEN".
     pub link_token_previous: Option<Secret>,
     pub listen: SocketAddr,
+    /// `HOLDER_PUBLIC_URL`: where the edge reaches this holder's `POST /commands`.
+    pub public_url: Url,
     pub state_dir: PathBuf,
+    /// The `User-Agent` of every REST call and the gateway handshake (see `user_agent.rs`).
+    pub user_agent: String,
     pub log_json: bool,
     pub tuning: Tuning,
 }
@@ -189,12 +267,34 @@ impl Config {
         };
 
         let listen_raw = var("HOLDER_LISTEN").unwrap_or_else(|| "127.0.0.1:8790".into());
-        let listen = listen_raw.trim().parse().map_err(|_| {
+        let listen: SocketAddr = listen_raw.trim().parse().map_err(|_| {
             err(
                 "HOLDER_LISTEN",
                 format!("{listen_raw:?} is not an address like 127.0.0.1:8790"),
             )
         })?;
+
+        let public_url = url(
+            "HOLDER_PUBLIC_URL",
+            &var("HOLDER_PUBLIC_URL").unwrap_or_else(|| format!("http://{listen}")),
+            &["http", "https"],
+        )?;
+        let shards = match var("DISCORD_SHARDS") {
+            None => ShardSpec::Auto,
+            Some(v) => ShardSpec::parse(&v).map_err(|m| err("DISCORD_SHARDS", m))?,
+        };
+        let identify_queue = match var("IDENTIFY_QUEUE").as_deref().map(str::trim) {
+            None | Some("local") => IdentifyQueueKind::Local,
+            Some("edge") => IdentifyQueueKind::Edge,
+            Some(other) => {
+                return Err(err(
+                    "IDENTIFY_QUEUE",
+                    format!("{other:?} is not one of \"local\", \"edge\""),
+                ))
+            }
+        };
+        let user_agent = crate::user_agent::build(var("HOLDER_USER_AGENT_EXTRA").as_deref())
+            .map_err(|m| err("HOLDER_USER_AGENT_EXTRA", m))?;
 
         let state_dir =
             PathBuf::from(var("HOLDER_STATE_DIR").unwrap_or_else(|| "./.holder-state".into()));
@@ -252,11 +352,15 @@ impl Config {
             gateway_url,
             intents,
             compression,
+            shards,
+            identify_queue,
             edge_url,
             link_token,
             link_token_previous,
             listen,
+            public_url,
             state_dir,
+            user_agent,
         })
     }
 }
@@ -350,6 +454,14 @@ mod tests {
             ("EDGE_URL", "127.0.0.1:8787", "EDGE_URL"),
             ("HOLDER_LISTEN", "localhost", "HOLDER_LISTEN"),
             ("LOG_FORMAT", "xml", "LOG_FORMAT"),
+            ("DISCORD_SHARDS", "0", "DISCORD_SHARDS"),
+            ("DISCORD_SHARDS", "two", "DISCORD_SHARDS"),
+            ("DISCORD_SHARDS", "2-1/4", "DISCORD_SHARDS"),
+            ("DISCORD_SHARDS", "0-4/4", "DISCORD_SHARDS"),
+            ("DISCORD_SHARDS", "0-1", "DISCORD_SHARDS"),
+            ("IDENTIFY_QUEUE", "remote", "IDENTIFY_QUEUE"),
+            ("HOLDER_PUBLIC_URL", "holder:8790", "HOLDER_PUBLIC_URL"),
+            ("HOLDER_USER_AGENT_EXTRA", "a\nb", "HOLDER_USER_AGENT_EXTRA"),
             ("HOLDER_KEEPALIVE_MS", "1", "HOLDER_KEEPALIVE_MS"),
             ("HOLDER_RECONNECT_BASE_MS", "-5", "HOLDER_RECONNECT_BASE_MS"),
             (
@@ -362,6 +474,30 @@ mod tests {
             let e = config(&[(var, value)]).unwrap_err();
             assert_eq!(e.variable, *named, "{var}={value:?} gave {e}");
         }
+    }
+
+    #[test]
+    fn shards_and_queue() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.shards, ShardSpec::Auto);
+        assert_eq!(c.shards.resolve(3), (0..=2, 3));
+        assert_eq!(c.identify_queue, IdentifyQueueKind::Local);
+        assert_eq!(c.public_url.as_str(), "http://127.0.0.1:8790/");
+        let c = config(&[("DISCORD_SHARDS", "4"), ("IDENTIFY_QUEUE", "edge")]).unwrap();
+        assert_eq!(c.shards.resolve(1), (0..=3, 4));
+        assert_eq!(c.identify_queue, IdentifyQueueKind::Edge);
+        let c = config(&[("DISCORD_SHARDS", " 2-3/4 ")]).unwrap();
+        assert_eq!(
+            c.shards,
+            ShardSpec::Range {
+                first: 2,
+                last: 3,
+                count: 4
+            }
+        );
+        assert_eq!(c.shards.resolve(9), (2..=3, 4));
+        assert_eq!(c.shards.share(), 0.5);
+        assert!(c.user_agent.starts_with("DiscordBot ("));
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //!
 //! Layout (one concern per file; each module's doc says why it exists):
 //! - [`config`]: the environment variables of SPEC.md, validated once at start.
-//! - [`gateway`]: the Discord session. [`gateway::session`] is the protocol and reconnect loop;
-//!   beside it [`gateway::connection`] (the socket), [`gateway::heartbeat`],
+//! - [`gateway`]: the Discord sessions, one per shard. [`gateway::shards`] plans the shard set
+//!   (`DISCORD_SHARDS`) and shares their states; [`gateway::identify_queue`] paces IDENTIFYs
+//!   (in-process or the edge's bot-wide queue); [`gateway::session`] is one shard's protocol and
+//!   reconnect loop; beside it [`gateway::connection`] (the socket), [`gateway::heartbeat`],
 //!   [`gateway::inflate`] (zlib-stream), [`gateway::send_limit`], [`gateway::close_code`],
 //!   [`gateway::backoff`] and [`gateway::start_limit`] (the session-start guard).
 //! - [`bus`]: the bounded, typed bus between the gateway and its subscribers.
@@ -15,6 +17,8 @@
 //!   requests) which writes them through its send limiter.
 //! - [`state`]: what survives a restart (epoch, ids, the session to resume).
 //! - [`metrics`], [`health`], [`http`]: what operators see (`/metrics`, `/healthz`).
+//! - [`register`]: tells the edge which shards this holder runs and where its `/commands` is.
+//! - [`user_agent`]: the `User-Agent` Discord requires of every API client.
 //! - [`shutdown`]: SIGTERM/SIGINT handling.
 //!
 //! [`run`] wires them together; `main.rs` only reads the config and reports how `run` ended.
@@ -27,11 +31,14 @@ pub mod gateway;
 pub mod health;
 pub mod http;
 pub mod metrics;
+pub mod register;
 pub mod shutdown;
 pub mod state;
+pub mod user_agent;
 
-use config::Config;
+use config::{Config, IdentifyQueueKind};
 use contracts::GatewayState;
+use gateway::{identify_queue, shards};
 use std::{future::Future, sync::Arc, time::Duration};
 
 /// How a run ended badly. The `Display` text is the one line `main` prints.
@@ -49,6 +56,10 @@ impl std::fmt::Display for RunError {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         match self {
             RunError::Setup(m) => f.write_str(m),
+            RunError::Fatal { code: 4004, meaning } => write!(
+                f,
+                "Discord closed the gateway with close code 4004 ({meaning}): DISCORD_BOT_TOKEN was refused by IDENTIFY; not reconnecting"
+            ),
             RunError::Fatal { code, meaning } => write!(
                 f,
                 "Discord closed the gateway with close code {code} ({meaning}); not reconnecting"
@@ -72,6 +83,12 @@ const GATEWAY_COMMAND_BACKLOG: usize = 2048;
 /// After a fatal close: how long the forwarder may try the edge before it spills and the process
 /// exits (SPEC: the line comes promptly, never after a long retry).
 const FATAL_FLUSH: Duration = Duration::from_millis(1500);
+
+/// Discord's 50 REST calls per second per bot, times this holder's `share` of the shards (at
+/// least 1): holders splitting a bot's shards split its global limit too.
+fn global_share(share: f64) -> u32 {
+    ((50.0 * share).floor() as u32).clamp(1, 50)
+}
 
 /// Runs the holder until `shutdown` resolves (then flushes and returns `Ok`) or the session ends
 /// for good.
@@ -102,13 +119,83 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "serving /healthz and /metrics");
     }
-    let (state_tx, state_rx) = tokio::sync::watch::channel(GatewayState::Connecting);
-    let (gateway_link, gateway_commands) =
-        commands::gateway_link::channel(GATEWAY_COMMAND_BACKLOG, state_rx.clone());
+    let (stop_tx, stop_rx) = shutdown::channel();
+    tokio::pin!(shutdown);
+    let discovery_http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .user_agent(config.user_agent.clone())
+        .build()
+        .map_err(|e| RunError::Setup(format!("cannot build the REST client: {e}")))?;
+    let t = &config.tuning;
+    let mut plan_backoff = gateway::backoff::Backoff::new(
+        Duration::from_millis(t.reconnect_base_ms),
+        Duration::from_millis(t.reconnect_max_ms),
+    );
+    let plan = {
+        let planning = shards::plan(
+            config.shards,
+            &discovery_http,
+            &config.api_url,
+            &config.bot_token,
+            config.gateway_url.is_some(),
+            snap.shard_count,
+            &mut plan_backoff,
+            stop_rx.clone(),
+        );
+        tokio::select! {
+            p = planning => match p {
+                Ok(p) => p,
+                Err(shards::PlanError::Unauthorized) => return Err(RunError::Unauthorized),
+                Err(shards::PlanError::Shutdown) => return Ok(()),
+            },
+            _ = &mut shutdown => return Ok(()),
+        }
+    };
+    let count = plan.shards[0].count;
+    store.adopt_shard_count(count);
+    tracing::info!(
+        shards = ?plan.shards.iter().map(|s| s.id).collect::<Vec<_>>(),
+        of = count,
+        max_concurrency = plan.max_concurrency,
+        identify_queue = ?config.identify_queue,
+        "running shards"
+    );
+    health.expect_shards(plan.shards.iter().map(|s| s.id));
+    let states = shards::ShardStates::new(&plan.shards);
+    let queue = match config.identify_queue {
+        IdentifyQueueKind::Local => identify_queue::IdentifyQueue::Local(
+            identify_queue::LocalQueue::new(plan.max_concurrency, identify_queue::WINDOW),
+        ),
+        IdentifyQueueKind::Edge => {
+            identify_queue::IdentifyQueue::Edge(identify_queue::EdgeQueue::new(
+                discovery_http.clone(),
+                &config.edge_url,
+                config.link_token.clone(),
+                snap.holder_id.clone(),
+                count,
+                plan.max_concurrency,
+            ))
+        }
+    };
+    // Each shard's command channel, read by its session; the executor routes by guild.
+    let mut links = Vec::new();
+    let mut outboxes = Vec::new();
+    let mut shard_states = Vec::new();
+    for shard in &plan.shards {
+        let (state_tx, state_rx) = tokio::sync::watch::channel(GatewayState::Connecting);
+        let (link, rx) = commands::gateway_link::channel(GATEWAY_COMMAND_BACKLOG, state_rx);
+        links.push((shard.id, link));
+        outboxes.push(commands::gateway_outbox::Outbox::new(
+            rx,
+            Duration::from_millis(t.member_request_interval_ms),
+        ));
+        shard_states.push(state_tx);
+    }
     let commands = commands::service::CommandService::new(
         commands::executor::Executor::new(
             reqwest::Client::builder()
                 .tcp_nodelay(true)
+                .user_agent(config.user_agent.clone())
                 .build()
                 .map_err(|e| RunError::Setup(format!("cannot build the REST client: {e}")))?,
             config.api_url.as_str(),
@@ -116,12 +203,18 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             commands::executor::ExecutorSettings {
                 limits: commands::ratelimit::LimitSettings {
                     invalid_limit: config.tuning.invalid_request_limit as usize,
+                    // Discord's 50/s is per bot: a holder running part of the shards gets its
+                    // share, so several holders together never exceed it.
+                    global_per_second: global_share(config.shards.share()),
                     ..Default::default()
                 },
                 ..Default::default()
             },
         )
-        .with_gateway(gateway_link, config.intents),
+        .with_gateway(
+            commands::gateway_link::ShardLinks::new(count, links),
+            config.intents,
+        ),
         commands::service::ServiceSettings {
             capacity: config.tuning.command_queue as usize,
             deadline: Duration::from_millis(config.tuning.command_deadline_ms),
@@ -173,7 +266,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     };
 
     let (hurry_tx, hurry_rx) = tokio::sync::watch::channel(false);
-    let t = &config.tuning;
     let fcfg = forward::ForwardConfig {
         memory_limit_bytes: t.buffer_memory_bytes as usize,
         spill_max_bytes: t.spill_max_bytes,
@@ -192,7 +284,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         store.clone(),
         metrics.clone(),
         health.clone(),
-        state_rx,
+        states.subscribe(),
         hurry_rx,
     )
     .map_err(|e| {
@@ -202,40 +294,74 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     })?;
     let forwarder = tokio::spawn(forwarder.run());
 
-    let (stop_tx, stop_rx) = shutdown::channel();
-
-    let gateway = gateway::session::Gateway::new(
-        gateway::session::GatewayConfig {
-            token: config.bot_token.clone(),
-            api_url: config.api_url.clone(),
-            gateway_url: config.gateway_url.clone(),
-            intents: config.intents,
-            compression: config.compression,
-            reconnect_base: Duration::from_millis(t.reconnect_base_ms),
-            reconnect_max: Duration::from_millis(t.reconnect_max_ms),
-            connect_timeout: Duration::from_secs(10),
-        },
-        store.clone(),
-        bus,
-        metrics.clone(),
-        health.clone(),
-        state_tx,
-        stop_rx,
-    )
-    .with_commands(commands::gateway_outbox::Outbox::new(
-        gateway_commands,
-        Duration::from_millis(config.tuning.member_request_interval_ms),
-    ));
-    let gw = gateway.run();
-    tokio::pin!(gw);
-    tokio::pin!(shutdown);
-    let exit = tokio::select! {
-        exit = &mut gw => exit,
-        _ = &mut shutdown => {
-            let _ = stop_tx.send(true);
-            gw.await
+    let registration = tokio::spawn(
+        register::Registration {
+            http: discovery_http.clone(),
+            edge_url: config.edge_url.clone(),
+            token: config.link_token.clone(),
+            holder_id: snap.holder_id.clone(),
+            public_url: config.public_url.clone(),
+            first: plan.shards[0].id,
+            last: plan.shards[plan.shards.len() - 1].id,
+            count,
         }
-    };
+        .run(),
+    );
+
+    // One task per shard, built in shard order (the IDENTIFY queue's order).
+    let mut sessions = tokio::task::JoinSet::new();
+    for ((shard, outbox), state_tx) in plan.shards.iter().zip(outboxes).zip(shard_states) {
+        let gateway = gateway::session::Gateway::new(
+            gateway::session::GatewayConfig {
+                shard: *shard,
+                token: config.bot_token.clone(),
+                user_agent: config.user_agent.clone(),
+                api_url: config.api_url.clone(),
+                gateway_url: config.gateway_url.clone(),
+                intents: config.intents,
+                compression: config.compression,
+                reconnect_base: Duration::from_millis(t.reconnect_base_ms),
+                reconnect_max: Duration::from_millis(t.reconnect_max_ms),
+                connect_timeout: Duration::from_secs(10),
+            },
+            store.clone(),
+            bus.clone(),
+            metrics.clone(),
+            health.clone(),
+            queue.clone(),
+            (state_tx, states.clone()),
+            stop_rx.clone(),
+        )
+        .with_commands(outbox);
+        sessions.spawn(gateway.run());
+    }
+    drop(bus);
+    // The first shard to end for good (a fatal close) ends them all; on shutdown all end.
+    let mut exit = gateway::session::Exit::Shutdown;
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            ended = sessions.join_next() => match ended {
+                None => break,
+                Some(Ok(gateway::session::Exit::Shutdown)) => {}
+                Some(Ok(fatal)) => {
+                    let _ = stop_tx.send(true);
+                    if matches!(exit, gateway::session::Exit::Shutdown) {
+                        exit = fatal;
+                    }
+                }
+                Some(Err(e)) => {
+                    tracing::error!(error = %e, "a shard's session task failed");
+                    let _ = stop_tx.send(true);
+                }
+            },
+            _ = &mut shutdown, if !stopping => {
+                stopping = true;
+                let _ = stop_tx.send(true);
+            }
+        }
+    }
+    registration.abort();
     tracing::info!(?exit, "gateway session loop ended; flushing to the edge");
 
     // The gateway (and with it the bus) is gone: the forwarder drains, delivers or spills, saves.

@@ -16,12 +16,16 @@ use prometheus_client::{
 };
 
 type Labels = [(&'static str, String); 1];
+/// A label and the shard (`{code="4000",shard="2"}`).
+pub type ShardLabels = [(&'static str, String); 2];
 
 pub struct Metrics {
     registry: Registry,
-    pub gateway_state: Family<Labels, Gauge>,
-    pub sessions: Family<Labels, Counter>,
-    pub reconnects: Family<Labels, Counter>,
+    pub gateway_state: Family<ShardLabels, Gauge>,
+    pub sessions: Family<ShardLabels, Counter>,
+    pub reconnects: Family<ShardLabels, Counter>,
+    /// Per shard: sessions in a row that closed before READY/RESUMED.
+    pub failed_before_ready: Family<Labels, Gauge>,
     pub events_in: Family<Labels, Counter>,
     pub events_out: Family<Labels, Counter>,
     pub duplicates_skipped: Counter,
@@ -54,6 +58,7 @@ impl Metrics {
             gateway_state: Family::default(),
             sessions: Family::default(),
             reconnects: Family::default(),
+            failed_before_ready: Family::default(),
             events_in: Family::default(),
             events_out: Family::default(),
             duplicates_skipped: Counter::default(),
@@ -87,6 +92,11 @@ impl Metrics {
             "gateway_reconnects",
             "Connections ended, by close code or cause",
             m.reconnects.clone(),
+        );
+        registry.register(
+            "gateway_sessions_failed_before_ready",
+            "Per shard: connections in a row that ended before READY/RESUMED (a refused token?)",
+            m.failed_before_ready.clone(),
         );
         registry.register(
             "events_in",
@@ -176,19 +186,20 @@ impl Metrics {
         Metrics { registry, ..m }
     }
 
-    pub fn set_gateway_state(&self, state: GatewayState) {
+    pub fn set_gateway_state(&self, shard: u32, state: GatewayState) {
         for s in ["connecting", "ready", "reconnecting", "stopped"] {
             self.gateway_state
-                .get_or_create(&[("state", s.to_string())])
-                .set(0);
+                .get_or_create(&Metrics::shard_label("state", s, shard))
+                .set(i64::from(s == state_name(state)));
         }
-        self.gateway_state
-            .get_or_create(&[("state", state_name(state).to_string())])
-            .set(1);
     }
 
     pub fn label(key: &'static str, value: impl Into<String>) -> Labels {
         [(key, value.into())]
+    }
+
+    pub fn shard_label(key: &'static str, value: impl Into<String>, shard: u32) -> ShardLabels {
+        [(key, value.into()), ("shard", shard.to_string())]
     }
 
     /// The Prometheus text exposition.
@@ -256,12 +267,12 @@ mod tests {
     #[test]
     fn renders_the_documented_families() {
         let m = Metrics::new();
-        m.set_gateway_state(GatewayState::Ready);
+        m.set_gateway_state(2, GatewayState::Ready);
         m.events_in
             .get_or_create(&Metrics::label("type", "MESSAGE_CREATE"))
             .inc();
         m.reconnects
-            .get_or_create(&Metrics::label("code", "4000"))
+            .get_or_create(&Metrics::shard_label("code", "4000", 2))
             .inc();
         m.forward_latency.observe(0.002);
         let mut out = TypeCounters::new(&m.events_out);
@@ -277,9 +288,10 @@ mod tests {
         out.inc("TYPING_START");
         let text = m.render();
         for needle in [
-            "holder_gateway_state{state=\"ready\"} 1",
+            "holder_gateway_state{state=\"ready\",shard=\"2\"} 1",
+            "holder_gateway_state{state=\"connecting\",shard=\"2\"} 0",
             "holder_events_in_total{type=\"MESSAGE_CREATE\"} 1",
-            "holder_gateway_reconnects_total{code=\"4000\"} 1",
+            "holder_gateway_reconnects_total{code=\"4000\",shard=\"2\"} 1",
             "holder_forward_latency_seconds_bucket",
             "holder_buffer_depth",
             "holder_heartbeat_rtt_seconds",

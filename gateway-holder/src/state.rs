@@ -1,17 +1,18 @@
 //! The holder's durable state in `HOLDER_STATE_DIR/state.json`: epoch, the id reservation, the last
-//! durable id, the session to RESUME and undelivered gap notices. Written atomically (temp file,
+//! durable id, each shard's session to RESUME and undelivered gap notices. Written atomically (temp file,
 //! fsync, rename) so a SIGKILL at any instant leaves either the old or the new file, never half of one.
 //!
 //! The durable cursor moves with every delivered batch, and a rename per batch is expensive on
-//! ext4 (it forces writeback), so the cursor also lives in `cursor`: two fixed 128-byte slots
-//! written alternately in place, each with a counter and a checksum. A torn or stale slot is
-//! ignored; the newer valid one wins and is merged into `state.json`'s session at load.
+//! ext4 (it forces writeback), so the cursor also lives in `cursor`: per shard, two
+//! fixed 128-byte slots (shard `k`'s at offset `k × 256`) written alternately in place, each with
+//! a counter and a checksum. A torn or stale slot is ignored; the newer valid one wins and is
+//! merged into that shard's session at load.
 //!
 //! The rules that make "nothing lost, nothing renumbered" hold across a kill:
 //! - `session.seq` only advances to dispatches whose envelopes were accepted by the edge or written
 //!   to the spill file, so a restarted holder resumes from there and Discord replays the rest.
 //! - Within a session an envelope's id is `session.id_offset + seq`, so a replayed dispatch gets the
-//!   same id it had before the kill and the edge drops it as a duplicate by `(epoch, id)`.
+//!   same id it had before the kill and the edge drops it as a duplicate by `(epoch, shard, id)`.
 //! - `id_reserved` is written before any id at or above it is used; a holder that must start a new
 //!   session after a restart starts numbering there, above every id the old process could have sent.
 
@@ -19,6 +20,7 @@ use contracts::HolderGap;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use std::{
+    collections::{BTreeMap, BTreeSet},
     fs, io,
     io::Write,
     path::{Path, PathBuf},
@@ -49,8 +51,15 @@ pub struct PersistedState {
     pub id_reserved: u64,
     /// The highest id known delivered or spilled.
     pub last_durable_id: u64,
+    /// Files written before shards existed: their one session, read as shard 0 of 1.
+    #[serde(default, skip_serializing)]
+    session: Option<SavedSession>,
+    /// Each shard's session to RESUME, by shard id.
     #[serde(default)]
-    pub session: Option<SavedSession>,
+    pub sessions: BTreeMap<u32, SavedSession>,
+    /// The bot's shard count those sessions belong to (a session is only resumable under it).
+    #[serde(default)]
+    pub shard_count: Option<u32>,
     #[serde(default)]
     pub pending_gaps: Vec<HolderGap>,
 }
@@ -65,6 +74,8 @@ impl PersistedState {
             id_reserved: 1,
             last_durable_id: 0,
             session: None,
+            sessions: BTreeMap::new(),
+            shard_count: None,
             pending_gaps: Vec::new(),
         }
     }
@@ -87,10 +98,11 @@ const SLOT: usize = 128;
 struct Inner {
     state: PersistedState,
     cursor: fs::File,
-    cursor_counter: u64,
-    /// When the cursor was last written, and whether memory has moved past it since.
+    /// Per shard: the counter of its newest slot.
+    cursor_counter: BTreeMap<u32, u64>,
+    /// When the cursor was last written, and the shards whose memory has moved past it since.
     cursor_written: Option<std::time::Instant>,
-    cursor_dirty: bool,
+    cursor_dirty: BTreeSet<u32>,
 }
 
 /// The cursor is written at most this often (per accepted batch it was one `pwrite` per event at
@@ -213,20 +225,28 @@ impl StateStore {
             }
         };
         let mut state = state;
+        if let Some(old) = state.session.take() {
+            state.sessions.insert(0, old);
+            state.shard_count.get_or_insert(1);
+        }
         let cursor_path = dir.join(CURSOR_FILE);
-        let newest = fs::read(&cursor_path).ok().and_then(|bytes| {
-            bytes
-                .chunks(SLOT)
-                .filter_map(CursorRecord::decode)
-                .max_by_key(|r| r.counter)
-        });
-        let mut cursor_counter = 0;
-        if let Some(rec) = newest {
-            cursor_counter = rec.counter;
-            state.last_durable_id = state.last_durable_id.max(rec.id);
-            if let Some(sess) = state.session.as_mut() {
-                if sess.session_id == rec.session_id {
-                    sess.seq = sess.seq.max(rec.seq);
+        let mut cursor_counter = BTreeMap::new();
+        if let Ok(bytes) = fs::read(&cursor_path) {
+            for (shard, pair) in bytes.chunks(2 * SLOT).enumerate() {
+                let Some(rec) = pair
+                    .chunks(SLOT)
+                    .filter_map(CursorRecord::decode)
+                    .max_by_key(|r| r.counter)
+                else {
+                    continue;
+                };
+                let shard = shard as u32;
+                cursor_counter.insert(shard, rec.counter);
+                state.last_durable_id = state.last_durable_id.max(rec.id);
+                if let Some(sess) = state.sessions.get_mut(&shard) {
+                    if sess.session_id == rec.session_id {
+                        sess.seq = sess.seq.max(rec.seq);
+                    }
                 }
             }
         }
@@ -250,7 +270,7 @@ impl StateStore {
                 cursor,
                 cursor_counter,
                 cursor_written: None,
-                cursor_dirty: false,
+                cursor_dirty: BTreeSet::new(),
             })),
             dir: dir.to_path_buf(),
             loaded,
@@ -314,36 +334,37 @@ impl StateStore {
         }
     }
 
-    /// The hot path: one in-place write of the next cursor slot (no rename, no fsync: it survives
-    /// a killed process; after a power cut the older slot or `state.json` is used, which only
-    /// means a longer replay).
+    /// The hot path: one in-place write of the next cursor slot of each shard that moved (no
+    /// rename, no fsync: it survives a killed process; after a power cut the older slot or
+    /// `state.json` is used, which only means a longer replay).
     fn write_cursor(&self, inner: &mut Inner) {
         use std::os::unix::fs::FileExt;
-        let Some(session_id) = inner.state.session.as_ref().map(|s| s.session_id.clone()) else {
-            return;
-        };
-        let rec = CursorRecord {
-            counter: inner.cursor_counter + 1,
-            seq: inner.state.session.as_ref().map_or(0, |s| s.seq),
-            id: inner.state.last_durable_id,
-            session_id,
-        };
-        let Some(bytes) = rec.encode() else {
-            // A session id longer than a slot: fall back to the whole file.
-            if let Err(e) = self.write(inner, false) {
-                tracing::error!(error = %e, "could not persist holder state");
+        for shard in std::mem::take(&mut inner.cursor_dirty) {
+            let Some(sess) = inner.state.sessions.get(&shard) else {
+                continue;
+            };
+            let rec = CursorRecord {
+                counter: inner.cursor_counter.get(&shard).copied().unwrap_or(0) + 1,
+                seq: sess.seq,
+                id: inner.state.last_durable_id,
+                session_id: sess.session_id.clone(),
+            };
+            let Some(bytes) = rec.encode() else {
+                // A session id longer than a slot: fall back to the whole file.
+                if let Err(e) = self.write(inner, false) {
+                    tracing::error!(error = %e, "could not persist holder state");
+                }
+                continue;
+            };
+            let offset = (u64::from(shard) * 2 + rec.counter % 2) * SLOT as u64;
+            match inner.cursor.write_all_at(&bytes, offset) {
+                Ok(()) => {
+                    inner.cursor_counter.insert(shard, rec.counter);
+                }
+                Err(e) => tracing::error!(error = %e, shard, "could not write the durable cursor"),
             }
-            return;
-        };
-        let offset = (rec.counter % 2) * SLOT as u64;
-        match inner.cursor.write_all_at(&bytes, offset) {
-            Ok(()) => {
-                inner.cursor_counter = rec.counter;
-                inner.cursor_dirty = false;
-                inner.cursor_written = Some(std::time::Instant::now());
-            }
-            Err(e) => tracing::error!(error = %e, "could not write the durable cursor"),
         }
+        inner.cursor_written = Some(std::time::Instant::now());
     }
 
     /// Writes the cursor if memory moved past it and [`CURSOR_INTERVAL`] has passed (or `force`).
@@ -352,7 +373,7 @@ impl StateStore {
             || inner
                 .cursor_written
                 .is_none_or(|t| t.elapsed() >= CURSOR_INTERVAL);
-        if inner.cursor_dirty && due {
+        if !inner.cursor_dirty.is_empty() && due {
             self.write_cursor(inner);
         }
     }
@@ -379,23 +400,47 @@ impl StateStore {
         reserved
     }
 
-    /// READY: a new session whose dispatches are numbered `id_offset + seq`.
-    pub fn new_session(&self, session_id: &str, resume_url: &str, id_offset: i64) {
+    /// The bot's shard count for this run. Sessions saved under another count can't be resumed
+    /// (Discord ties a session to its `[shard, num_shards]`), so they are forgotten, with a line.
+    pub fn adopt_shard_count(&self, count: u32) {
         self.update(|s| {
-            s.session = Some(SavedSession {
-                session_id: session_id.to_owned(),
-                resume_url: resume_url.to_owned(),
-                seq: 0,
-                id_offset,
-            });
+            if s.shard_count == Some(count) {
+                return false;
+            }
+            if let Some(old) = s.shard_count.filter(|_| !s.sessions.is_empty()) {
+                tracing::warn!(
+                    saved = old,
+                    now = count,
+                    sessions = s.sessions.len(),
+                    "the shard count changed; the saved sessions can't be resumed under it and are forgotten"
+                );
+            }
+            s.sessions.clear();
+            s.shard_count = Some(count);
+            true
+        });
+    }
+
+    /// READY on `shard`: a new session whose dispatches are numbered `id_offset + seq`.
+    pub fn new_session(&self, shard: u32, session_id: &str, resume_url: &str, id_offset: i64) {
+        self.update(|s| {
+            s.sessions.insert(
+                shard,
+                SavedSession {
+                    session_id: session_id.to_owned(),
+                    resume_url: resume_url.to_owned(),
+                    seq: 0,
+                    id_offset,
+                },
+            );
             true
         });
     }
 
     /// The saved session's `resume_gateway_url` stayed unreachable: resume on this URL instead
     /// (from `GET /gateway/bot`), also after a restart.
-    pub fn set_resume_url(&self, resume_url: &str) {
-        self.update(|s| match s.session.as_mut() {
+    pub fn set_resume_url(&self, shard: u32, resume_url: &str) {
+        self.update(|s| match s.sessions.get_mut(&shard) {
             Some(sess) if sess.resume_url != resume_url => {
                 sess.resume_url = resume_url.to_owned();
                 true
@@ -404,13 +449,13 @@ impl StateStore {
         });
     }
 
-    /// The session can't be resumed (op 9 false, 4007, 4009).
-    pub fn clear_session(&self) {
-        self.update(|s| s.session.take().is_some());
+    /// The shard's session can't be resumed (op 9 false, 4007, 4009).
+    pub fn clear_session(&self, shard: u32) {
+        self.update(|s| s.sessions.remove(&shard).is_some());
     }
 
-    /// Everything up to this envelope is delivered or spilled.
-    pub fn durable(&self, session_id: &str, seq: u64, id: u64) {
+    /// Everything of `shard` up to this envelope is delivered or spilled.
+    pub fn durable(&self, shard: u32, session_id: &str, seq: u64, id: u64) {
         let mut guard = self.lock();
         let s = &mut guard.state;
         let mut changed = false;
@@ -418,14 +463,14 @@ impl StateStore {
             s.last_durable_id = id;
             changed = true;
         }
-        if let Some(sess) = s.session.as_mut() {
+        if let Some(sess) = s.sessions.get_mut(&shard) {
             if sess.session_id == session_id && seq > sess.seq {
                 sess.seq = seq;
                 changed = true;
             }
         }
         if changed {
-            guard.cursor_dirty = true;
+            guard.cursor_dirty.insert(shard);
             self.cursor_if_due(&mut guard, false);
         }
     }
@@ -462,12 +507,12 @@ mod tests {
         let a = StateStore::open(dir.path()).unwrap();
         assert!(!a.was_loaded());
         a.reserve(5);
-        a.new_session("s1", "ws://127.0.0.1:1", 10);
-        a.durable("s1", 7, 17);
-        a.durable("other", 99, 16); // an older session's envelope: id only
+        a.new_session(0, "s1", "ws://127.0.0.1:1", 10);
+        a.durable(0, "s1", 7, 17);
+        a.durable(0, "other", 99, 16); // an older session's envelope: id only
         let before = a.snapshot();
         assert_eq!(before.id_reserved, 5 + RESERVE_CHUNK);
-        assert_eq!(before.session.as_ref().unwrap().seq, 7);
+        assert_eq!(before.sessions[&0].seq, 7);
         assert_eq!(before.last_durable_id, 17);
         drop(a);
 
@@ -475,29 +520,29 @@ mod tests {
         assert!(b.was_loaded());
         assert_eq!(b.snapshot(), before);
         assert_eq!(b.id_floor(), 5 + RESERVE_CHUNK);
-        b.clear_session();
+        b.clear_session(0);
         drop(b);
         assert!(StateStore::open(dir.path())
             .unwrap()
             .snapshot()
-            .session
-            .is_none());
+            .sessions
+            .is_empty());
     }
 
     #[test]
     fn the_cursor_slots_win_over_an_older_state_file_and_torn_slots_are_ignored() {
         let dir = tempfile::tempdir().unwrap();
         let a = StateStore::open(dir.path()).unwrap();
-        a.new_session("sess", "ws://x", 0);
+        a.new_session(0, "sess", "ws://x", 0);
         for seq in 1..=5 {
-            a.durable("sess", seq, seq);
+            a.durable(0, "sess", seq, seq);
         }
         drop(a);
         // state.json still says seq 0; the cursor says 5.
         let b = StateStore::open(dir.path()).unwrap();
-        assert_eq!(b.snapshot().session.unwrap().seq, 5);
+        assert_eq!(b.snapshot().sessions[&0].seq, 5);
         assert_eq!(b.snapshot().last_durable_id, 5);
-        b.durable("sess", 6, 6);
+        b.durable(0, "sess", 6, 6);
         drop(b);
         // Tear the newest slot: the older one (seq 5) is used.
         let path = dir.path().join(CURSOR_FILE);
@@ -505,6 +550,7 @@ mod tests {
         let newest = bytes
             .chunks(SLOT)
             .enumerate()
+            .take(2)
             .filter_map(|(i, c)| Some((i, CursorRecord::decode(c)?)))
             .max_by_key(|(_, r)| r.counter)
             .unwrap();
@@ -512,14 +558,14 @@ mod tests {
         bytes[newest.0 * SLOT + 3] ^= 0x55;
         fs::write(&path, &bytes).unwrap();
         let c = StateStore::open(dir.path()).unwrap();
-        assert_eq!(c.snapshot().session.unwrap().seq, 5);
+        assert_eq!(c.snapshot().sessions[&0].seq, 5);
     }
 
     #[test]
     fn cursor_writes_are_spaced_but_never_lost_on_save_or_drop() {
         let dir = tempfile::tempdir().unwrap();
         let a = StateStore::open(dir.path()).unwrap();
-        a.new_session("sess", "ws://x", 0);
+        a.new_session(0, "sess", "ws://x", 0);
         let slots = || {
             fs::read(dir.path().join(CURSOR_FILE))
                 .unwrap()
@@ -528,21 +574,67 @@ mod tests {
                 .map(|r| r.seq)
                 .max()
         };
-        a.durable("sess", 1, 1);
+        a.durable(0, "sess", 1, 1);
         assert_eq!(slots(), Some(1), "the first move is written at once");
-        a.durable("sess", 2, 2);
+        a.durable(0, "sess", 2, 2);
         assert_eq!(slots(), Some(1), "the next one waits for the interval");
         a.flush_cursor();
         assert_eq!(slots(), Some(1));
         std::thread::sleep(CURSOR_INTERVAL);
         a.flush_cursor();
         assert_eq!(slots(), Some(2), "due after the interval");
-        a.durable("sess", 3, 3);
+        a.durable(0, "sess", 3, 3);
         a.save().unwrap();
         assert_eq!(slots(), Some(3), "save writes it");
-        a.durable("sess", 4, 4);
+        a.durable(0, "sess", 4, 4);
         drop(a);
         assert_eq!(slots(), Some(4), "so does dropping the store");
+    }
+
+    #[test]
+    fn every_shard_keeps_its_own_session_and_cursor() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = StateStore::open(dir.path()).unwrap();
+        a.adopt_shard_count(4);
+        a.new_session(0, "s0", "ws://a", 0);
+        a.new_session(3, "s3", "ws://b", 100);
+        a.durable(3, "s3", 9, 109);
+        a.durable(0, "s0", 4, 4);
+        a.durable(3, "s0", 50, 50); // another shard's session id: not this shard's seq
+        drop(a);
+        let b = StateStore::open(dir.path()).unwrap();
+        let snap = b.snapshot();
+        assert_eq!(snap.shard_count, Some(4));
+        assert_eq!(snap.sessions[&0].seq, 4);
+        assert_eq!(snap.sessions[&3].seq, 9);
+        assert_eq!(snap.sessions[&3].id_offset, 100);
+        assert_eq!(snap.last_durable_id, 109);
+        // The same count keeps them; another count forgets them.
+        b.adopt_shard_count(4);
+        assert_eq!(b.snapshot().sessions.len(), 2);
+        b.adopt_shard_count(2);
+        assert!(b.snapshot().sessions.is_empty());
+        assert_eq!(b.snapshot().shard_count, Some(2));
+    }
+
+    #[test]
+    fn a_file_from_before_shards_resumes_as_shard_0_of_1() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = r#"{"format":1,"holder_id":"holder-1","epoch":"e1","id_reserved":100001,
+            "last_durable_id":7,"session":{"session_id":"old","resume_url":"ws://r","seq":7,
+            "id_offset":0},"pending_gaps":[]}"#;
+        fs::write(dir.path().join(FILE), old).unwrap();
+        let s = StateStore::open(dir.path()).unwrap();
+        let snap = s.snapshot();
+        assert_eq!(snap.epoch, "e1");
+        assert_eq!(snap.shard_count, Some(1));
+        assert_eq!(snap.sessions[&0].session_id, "old");
+        assert_eq!(snap.sessions[&0].seq, 7);
+        s.adopt_shard_count(1);
+        assert_eq!(s.snapshot().sessions.len(), 1);
+        // Written back in the new shape, without the old field.
+        let text = fs::read_to_string(dir.path().join(FILE)).unwrap();
+        assert!(text.contains("\"sessions\"") && !text.contains("\"session\":"));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use super::discord_call::discord_call;
 use super::gateway_call::gateway_call;
-use super::gateway_link::GatewayLink;
+use super::gateway_link::ShardLinks;
 use super::ratelimit::{LimitSettings, RateHeaders, Refusal, RestLimits};
 use crate::config::Secret;
 use contracts::{Command, ErrorCode, ErrorDetail, HolderCommand};
@@ -62,8 +62,8 @@ pub struct Executor {
     token: Secret,
     limits: RestLimits,
     settings: ExecutorSettings,
-    /// The Gateway session's command link and the intents it identified with.
-    gateway: Option<(GatewayLink, u64)>,
+    /// The shard sessions' command links and the intents they identified with.
+    gateway: Option<(ShardLinks, u64)>,
 }
 
 impl Executor {
@@ -83,9 +83,10 @@ impl Executor {
         }
     }
 
-    /// Routes Gateway commands to the session behind `link` (which identified with `intents`).
-    pub fn with_gateway(mut self, link: GatewayLink, intents: u64) -> Self {
-        self.gateway = Some((link, intents));
+    /// Routes Gateway commands to the shard sessions behind `links` (which identified with
+    /// `intents`), each to the shard of its guild.
+    pub fn with_gateway(mut self, links: ShardLinks, intents: u64) -> Self {
+        self.gateway = Some((links, intents));
         self
     }
 
@@ -102,11 +103,15 @@ impl Executor {
     /// A Gateway command: written to the socket by the session (outcome `sent`), or failed.
     pub async fn execute_gateway(&self, c: &HolderCommand, deadline: Instant) -> Outcome {
         let trace = trace_id(&c.traceparent);
-        let Some((link, intents)) = &self.gateway else {
+        let Some((links, intents)) = &self.gateway else {
             return failed(
                 ErrorCode::HolderUnavailable,
                 "this holder has no gateway session for commands",
             );
+        };
+        let link = match links.for_guild(c.guild_id) {
+            Ok(l) => l,
+            Err(e) => return Outcome::Failed(e),
         };
         let call = match gateway_call(&c.command_id, c.guild_id, &c.command, *intents) {
             Ok(call) => call,

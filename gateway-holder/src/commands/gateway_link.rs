@@ -85,6 +85,43 @@ pub fn channel(
     (GatewayLink { tx, state }, rx)
 }
 
+/// The links of every shard session this holder runs: a guild's commands go to the shard that
+/// carries the guild (`(guild_id >> 22) % count`), as Discord requires (op 4 and op 8 name a
+/// guild, and only that guild's shard may send them).
+#[derive(Clone)]
+pub struct ShardLinks {
+    count: u32,
+    links: std::collections::BTreeMap<u32, GatewayLink>,
+}
+
+impl ShardLinks {
+    /// One session carrying every guild (shard 0 of 1).
+    pub fn single(link: GatewayLink) -> ShardLinks {
+        ShardLinks::new(1, [(0, link)])
+    }
+
+    pub fn new(count: u32, links: impl IntoIterator<Item = (u32, GatewayLink)>) -> ShardLinks {
+        ShardLinks {
+            count: count.max(1),
+            links: links.into_iter().collect(),
+        }
+    }
+
+    /// The link of the shard that carries `guild_id`, or why there is none here.
+    pub fn for_guild(&self, guild_id: contracts::Snowflake) -> Result<&GatewayLink, ErrorDetail> {
+        let shard = ((guild_id.get() >> 22) % u64::from(self.count)) as u32;
+        self.links.get(&shard).ok_or_else(|| {
+            failed(
+                ErrorCode::HolderUnavailable,
+                format!(
+                    "guild {guild_id} is on shard {shard} of {}, which this holder does not run",
+                    self.count
+                ),
+            )
+        })
+    }
+}
+
 fn failed(code: ErrorCode, message: impl Into<String>) -> ErrorDetail {
     ErrorDetail {
         code,

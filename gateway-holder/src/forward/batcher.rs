@@ -9,13 +9,14 @@
 use super::spill::Spill;
 use crate::bus::Item;
 use bytes::Bytes;
-use contracts::{GatewayState, HolderGap};
+use contracts::{GatewayState, HolderGap, ShardState};
 use serde::Deserialize;
 use std::{collections::VecDeque, io, sync::Arc, time::Instant};
 
 /// One encoded envelope.
 #[derive(Clone, Debug)]
 pub struct Entry {
+    pub shard: u32,
     pub id: u64,
     pub seq: u64,
     pub session_id: Arc<str>,
@@ -29,6 +30,7 @@ pub struct Entry {
 impl Entry {
     pub fn from_dispatch(d: Item) -> Entry {
         Entry {
+            shard: d.shard,
             id: d.id,
             seq: d.seq,
             session_id: d.session_id.clone(),
@@ -43,6 +45,7 @@ impl Entry {
     pub fn from_line(line: &[u8]) -> Result<Entry, serde_json::Error> {
         #[derive(Deserialize)]
         struct Head {
+            shard: u32,
             id: u64,
             seq: u64,
             session_id: String,
@@ -51,6 +54,7 @@ impl Entry {
         }
         let head: Head = serde_json::from_slice(line)?;
         Ok(Entry {
+            shard: head.shard,
             id: head.id,
             seq: head.seq,
             session_id: head.session_id.into(),
@@ -67,6 +71,8 @@ pub struct BatchMeta<'a> {
     pub epoch: &'a str,
     pub batch: u64,
     pub gateway: GatewayState,
+    /// Every shard's state (`gateway` is the least ready of them).
+    pub shards: &'a [ShardState],
 }
 
 /// Encodes an `IngestBatch` (contracts) from pre-encoded envelopes.
@@ -99,6 +105,10 @@ where
     }
     out.extend_from_slice(br#","gateway":"#);
     push_json(&mut out, &meta.gateway);
+    if !meta.shards.is_empty() {
+        out.extend_from_slice(br#","shards":"#);
+        push_json(&mut out, meta.shards);
+    }
     out.push(b'}');
     out
 }
@@ -121,17 +131,27 @@ pub struct Take {
     pub n: usize,
 }
 
-/// The last envelope made durable by a commit or a spill.
+/// The last envelope of one shard made durable by a commit or a spill.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Durable {
+    pub shard: u32,
     pub session_id: Arc<str>,
     pub seq: u64,
     pub id: u64,
 }
 
+/// Keeps `e` as its shard's last envelope in `last` (a handful of shards: a linear scan).
+fn keep_last(last: &mut Vec<Durable>, e: &Entry) {
+    match last.iter_mut().find(|d| d.shard == e.shard) {
+        Some(d) => *d = Durable::of(e),
+        None => last.push(Durable::of(e)),
+    }
+}
+
 impl Durable {
     fn of(e: &Entry) -> Durable {
         Durable {
+            shard: e.shard,
             session_id: e.session_id.clone(),
             seq: e.seq,
             id: e.id,
@@ -235,9 +255,9 @@ impl Buffer {
         q.iter().take(t.n)
     }
 
-    /// Removes a delivered (or given up) batch; returns its last envelope.
-    pub fn commit(&mut self, t: Take) -> io::Result<Option<Durable>> {
-        let mut last = None;
+    /// Removes a delivered (or given up) batch; returns each shard's last envelope of it.
+    pub fn commit(&mut self, t: Take) -> io::Result<Vec<Durable>> {
+        let mut last = Vec::new();
         for _ in 0..t.n {
             let e = match t.source {
                 Source::Front => self.front.pop_front(),
@@ -245,25 +265,31 @@ impl Buffer {
                     self.memory_bytes -= e.json.len();
                 }),
             };
-            last = e.or(last);
+            if let Some(e) = &e {
+                keep_last(&mut last, e);
+            }
         }
         if t.source == Source::Front && self.front.is_empty() {
             if let Some(no) = self.front_segment.take() {
                 self.spill.remove(no)?;
             }
         }
-        Ok(last.as_ref().map(Durable::of))
+        Ok(last)
     }
 
     /// Moves all of memory into a new spill segment, dropping the oldest envelopes first (whole
-    /// segments, then from memory itself) so the spill stays within its bound. Returns the last
-    /// envelope now on disk, and gaps for whatever was dropped. If the disk refuses, the oldest
+    /// segments, then from memory itself) so the spill stays within its bound. Returns each
+    /// shard's last envelope now on disk, and gaps for whatever was dropped. If the disk refuses, the oldest
     /// half of memory is dropped instead (also a gap).
-    pub fn spill_memory(&mut self) -> (Option<Durable>, Vec<HolderGap>) {
+    pub fn spill_memory(&mut self) -> (Vec<Durable>, Vec<HolderGap>) {
         let mut gaps = vec![];
-        let Some(last) = self.memory.back().map(Durable::of) else {
-            return (None, gaps);
-        };
+        let mut last = Vec::new();
+        for e in &self.memory {
+            keep_last(&mut last, e);
+        }
+        if last.is_empty() {
+            return (last, gaps);
+        }
         // Room for what memory holds (one newline per envelope on disk).
         let incoming = (self.memory_bytes + self.memory.len()) as u64;
         match self.spill.make_room(incoming.min(self.spill.max_bytes())) {
@@ -299,7 +325,7 @@ impl Buffer {
             Ok(()) => {
                 self.memory.clear();
                 self.memory_bytes = 0;
-                (Some(last), gaps)
+                (last, gaps)
             }
             Err(e) => {
                 tracing::error!(error = %e, "could not spill to HOLDER_STATE_DIR; dropping the oldest buffered envelopes");
@@ -318,7 +344,7 @@ impl Buffer {
                     reason: "holder buffer overflow (spill unavailable)".into(),
                     shard: None,
                 });
-                (None, gaps)
+                (Vec::new(), gaps)
             }
         }
     }
@@ -351,6 +377,7 @@ pub(crate) mod tests {
             epoch: "e",
             batch: 3,
             gateway: GatewayState::Ready,
+            shards: &[],
         }
     }
 
@@ -384,7 +411,7 @@ pub(crate) mod tests {
             b.push(entry(id));
         }
         let (durable, gaps) = b.spill_memory();
-        assert_eq!(durable.unwrap().id, 5);
+        assert_eq!(durable.last().unwrap().id, 5);
         assert!(gaps.is_empty());
         for id in 6..=8 {
             b.push(entry(id));
@@ -424,7 +451,7 @@ pub(crate) mod tests {
             b.push(entry(id));
         }
         let (durable, gaps) = b.spill_memory();
-        assert_eq!(durable.unwrap().id, 14);
+        assert_eq!(durable.last().unwrap().id, 14);
         assert_eq!(gaps.len(), 1);
         assert_eq!((gaps[0].from_id, gaps[0].to_id), (11, 12));
         let t = b.take(10, 1 << 20).unwrap();
@@ -441,7 +468,7 @@ pub(crate) mod tests {
             b.push(entry(id));
         }
         let (durable, gaps) = b.spill_memory();
-        assert_eq!(durable.unwrap().id, 14);
+        assert_eq!(durable.last().unwrap().id, 14);
         assert_eq!(gaps.len(), 1);
         assert_eq!((gaps[0].from_id, gaps[0].to_id), (10, 12));
         let t = b.take(10, 1 << 20).unwrap();

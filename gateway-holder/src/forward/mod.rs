@@ -19,7 +19,7 @@ use crate::{
     bus::ForwardRx, gateway::backoff::Backoff, health::Health, metrics::Metrics, state::StateStore,
 };
 use batcher::{encode_batch, BatchMeta, Buffer, Durable, Entry, Take};
-use contracts::{GatewayState, HolderGap};
+use contracts::{HolderGap, ShardState};
 use futures::FutureExt;
 use poster::{Outcome, Poster};
 use std::{sync::Arc, time::Duration};
@@ -72,7 +72,8 @@ pub struct Forwarder {
     store: StateStore,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
-    gateway: watch::Receiver<GatewayState>,
+    /// Every shard's state (`gateway/shards.rs`), sent with each batch.
+    gateway: watch::Receiver<Vec<ShardState>>,
     holder_id: String,
     epoch: String,
     batch_no: u64,
@@ -101,7 +102,7 @@ impl Forwarder {
         store: StateStore,
         metrics: Arc<Metrics>,
         health: Arc<Health>,
-        gateway: watch::Receiver<GatewayState>,
+        gateway: watch::Receiver<Vec<ShardState>>,
         hurry: watch::Receiver<bool>,
     ) -> std::io::Result<Forwarder> {
         let spill = spill::Spill::open(&store.dir().join("spill"), cfg.spill_max_bytes)?;
@@ -169,9 +170,9 @@ impl Forwarder {
         self.flush_deadline.is_some_and(|d| Instant::now() >= d)
     }
 
-    fn made_durable(&self, d: Option<Durable>) {
-        if let Some(d) = d {
-            self.store.durable(&d.session_id, d.seq, d.id);
+    fn made_durable(&self, last: Vec<Durable>) {
+        for d in last {
+            self.store.durable(d.shard, &d.session_id, d.seq, d.id);
         }
     }
 
@@ -195,7 +196,7 @@ impl Forwarder {
     fn spill_if_needed(&mut self, force: bool) {
         if force || self.buffer.over_memory_limit() {
             let (durable, gaps) = self.buffer.spill_memory();
-            if let Some(d) = &durable {
+            if let Some(d) = durable.last() {
                 tracing::info!(
                     up_to_id = d.id,
                     spill_bytes = self.buffer.spill_bytes(),
@@ -240,20 +241,20 @@ impl Forwarder {
         // Send a keep-alive first thing so the edge learns the state at once.
         let mut last_post: Option<Instant> = None;
         // The gateway state the edge last accepted; a change is sent at once, even when idle.
-        let mut state_sent: Option<GatewayState> = None;
+        let mut state_sent: Option<Vec<ShardState>> = None;
         self.update_gauges();
         loop {
             self.drain_ready();
             let nothing = self.buffer.is_empty() && self.gaps.is_empty();
-            let state_now = *self.gateway.borrow();
-            if !self.input_open
-                && (self.flush_expired() || (nothing && state_sent == Some(state_now)))
+            let state_now = self.gateway.borrow().clone();
+            let state_unchanged = state_sent.as_ref() == Some(&state_now);
+            if !self.input_open && (self.flush_expired() || (nothing && state_unchanged))
             {
                 break;
             }
             if nothing {
                 let due = last_post.map_or(Instant::now(), |t| t + self.cfg.keepalive);
-                if state_sent == Some(state_now) && Instant::now() < due {
+                if state_unchanged && Instant::now() < due {
                     tokio::select! {
                         item = self.rx.recv(), if self.input_open => { self.accept(item); continue; }
                         _ = tokio::time::sleep_until(due) => {}
@@ -277,7 +278,7 @@ impl Forwarder {
                     }
                 }
             }
-            let state_seen = *self.gateway.borrow_and_update();
+            let state_seen = self.gateway.borrow_and_update().clone();
 
             let take = match self.buffer.take(max_items, self.cfg.max_batch_bytes) {
                 Ok(t) => t,
@@ -292,7 +293,8 @@ impl Forwarder {
                 holder_id: &self.holder_id,
                 epoch: &self.epoch,
                 batch: self.batch_no,
-                gateway: state_seen,
+                gateway: crate::gateway::shards::least_ready(&state_seen),
+                shards: &state_seen,
             };
             let body = encode_batch(&meta, self.buffer.entries(take), &self.gaps);
             let gaps_sent = self.gaps.len();
@@ -349,16 +351,16 @@ impl Forwarder {
                         .buffer
                         .entries(take)
                         .next()
-                        .map(|e| (e.id, e.kind.clone()));
-                    if let Some((id, kind)) = e {
+                        .map(|e| (e.shard, e.id, e.kind.clone()));
+                    if let Some((shard, id, kind)) = e {
                         tracing::error!(id, kind = %kind, ?outcome, "edge refuses this envelope on its own; dropping it with a gap");
-                        let d = self.buffer.commit(take).ok().flatten();
+                        let d = self.buffer.commit(take).unwrap_or_default();
                         self.made_durable(d);
                         self.add_gaps(vec![HolderGap {
                             from_id: id,
                             to_id: id,
                             reason: "envelope refused by the edge".into(),
-                            shard: None,
+                            shard: Some(shard),
                         }]);
                     }
                 }

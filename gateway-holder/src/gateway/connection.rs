@@ -68,7 +68,12 @@ pub fn gateway_url(base: &str, compression: Compression) -> Result<url::Url, Con
 }
 
 impl Connection {
-    pub async fn connect(url: &url::Url, timeout: Duration) -> Result<Connection, ConnError> {
+    pub async fn connect(
+        url: &url::Url,
+        timeout: Duration,
+        user_agent: &str,
+    ) -> Result<Connection, ConnError> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let mut config = WebSocketConfig::default();
         config.max_message_size = Some(64 << 20);
         config.max_frame_size = Some(64 << 20);
@@ -76,7 +81,15 @@ impl Connection {
         // read: 128 KiB (the default) per read cost more than the read itself when messages come
         // one at a time. 16 KiB still takes dozens of compressed dispatches per read at full rate.
         config.read_buffer_size = 16 * 1024;
-        let fut = tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), true);
+        let mut request = url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| ConnError(format!("bad gateway URL: {e}")))?;
+        let ua = user_agent
+            .parse()
+            .map_err(|_| ConnError("the User-Agent is not a valid header value".into()))?;
+        request.headers_mut().insert("User-Agent", ua);
+        let fut = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
         let (ws, _) = tokio::time::timeout(timeout, fut)
             .await
             .map_err(|_| ConnError("connect timed out".into()))?

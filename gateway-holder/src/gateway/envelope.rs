@@ -30,14 +30,16 @@ impl Arena {
 /// The parts of an envelope that stay the same for a whole session.
 #[derive(Debug, Clone)]
 pub struct SessionPart {
-    /// `,"shard":0,"session_id":"…","seq":` with the id escaped as JSON.
+    /// `,"shard":N,"session_id":"…","seq":` with the id escaped as JSON.
     middle: String,
 }
 
 impl SessionPart {
-    pub fn new(session_id: &str) -> SessionPart {
+    pub fn new(shard: u32, session_id: &str) -> SessionPart {
         let mut middle = String::with_capacity(session_id.len() + 40);
-        middle.push_str(r#","shard":0,"session_id":"#);
+        middle.push_str(r#","shard":"#);
+        middle.push_str(itoa::Buffer::new().format(shard));
+        middle.push_str(r#","session_id":"#);
         middle.push_str(&serde_json::to_string(session_id).expect("a string always serializes"));
         middle.push_str(r#","seq":"#);
         SessionPart { middle }
@@ -119,7 +121,7 @@ mod tests {
             ),
             ("s", None, Some(81384788765712384), None, None),
         ] {
-            let part = SessionPart::new(session_id);
+            let part = SessionPart::new(3, session_id);
             let json = encode(
                 &mut arena,
                 &part,
@@ -136,7 +138,7 @@ mod tests {
             let want = Envelope {
                 version: Version,
                 id: 42,
-                shard: 0,
+                shard: 3,
                 session_id: session_id.into(),
                 seq: 7,
                 kind: t.map_or("UNKNOWN".into(), |t| serde_json::from_str(t).unwrap()),
@@ -170,7 +172,7 @@ mod tests {
     #[test]
     fn envelopes_share_blocks_and_a_big_one_gets_its_own() {
         let mut arena = Arena::new();
-        let part = SessionPart::new("s");
+        let part = SessionPart::new(0, "s");
         let big = format!("\"{}\"", "x".repeat(3 * BLOCK));
         let mut all = vec![];
         for i in 0..200u64 {

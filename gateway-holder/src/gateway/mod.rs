@@ -1,6 +1,9 @@
-//! The Discord Gateway side: one session held across reconnects, exactly as Discord documents it.
+//! The Discord Gateway side: one session per shard held across reconnects, exactly as Discord
+//! documents it.
 //!
-//! - [`session`]: the reconnect loop and the per-connection protocol (HELLO, IDENTIFY/RESUME,
+//! - [`shards`]: which shards this holder runs and their shared states; [`identify_queue`]:
+//!   "may this shard IDENTIFY now" (in-process, or the edge's bot-wide queue).
+//! - [`session`]: one shard's reconnect loop and the per-connection protocol (HELLO, IDENTIFY/RESUME,
 //!   dispatches, op 7/9/11) and the id numbering that survives restarts.
 //! - [`connection`]: the WebSocket itself.
 //! - [`heartbeat`], [`inflate`], [`send_limit`], [`close_code`], [`backoff`]: one rule each.
@@ -14,7 +17,9 @@ pub mod connection;
 pub mod envelope;
 pub mod frame;
 pub mod heartbeat;
+pub mod identify_queue;
 pub mod inflate;
 pub mod send_limit;
 pub mod session;
+pub mod shards;
 pub mod start_limit;

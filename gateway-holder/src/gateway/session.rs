@@ -1,17 +1,22 @@
-//! The Gateway session: the reconnect loop and the per-connection protocol.
+//! One shard's Gateway session: the reconnect loop and the per-connection protocol. Each shard
+//! of the holder runs its own `Gateway` task (own socket, heartbeat, resume state, zombie check
+//! and send limiter), so a fault on one shard never pauses another's events; they share only the
+//! bus, the state store, the IDENTIFY queue and the metrics.
 //!
 //! Rules, from FACTS.md:
 //! - HELLO starts the heartbeat (jittered first beat); a beat without an ACK before the next one is
 //!   a zombie: close with 4000 (never 1000/1001) and RESUME.
-//! - RESUME goes to READY's `resume_gateway_url`; IDENTIFY to the URL from `/gateway/bot`, after the
-//!   session-start guard. When the resume URL can't be reached `RESUME_URL_ATTEMPTS` times in a
+//! - RESUME goes to READY's `resume_gateway_url`; IDENTIFY to the URL from `/gateway/bot`, after
+//!   the shard's turn in the IDENTIFY queue (`identify_queue.rs`) and the session-start budget. When the resume URL can't be reached `RESUME_URL_ATTEMPTS` times in a
 //!   row (refused, TLS or websocket handshake failure, timeout, no HELLO), the holder forgets it and
 //!   resumes the same session on the URL from `/gateway/bot` (no session-start guard: a RESUME
 //!   starts no session; if Discord refuses it, op 9 `false`, the holder identifies as usual).
 //! - op 7, op 9 `true` and the resumable close codes resume; op 9 `false`, 4007 and 4009 identify
 //!   anew; 4004 and 4010-4014 end the process.
 //! - Reconnects back off (jittered, capped) unless the connection had reached READY/RESUMED and
-//!   Discord itself asked for the reconnect.
+//!   Discord itself asked for the reconnect. Connections that keep ending before READY are
+//!   counted and, from the third in a row, reported on `/healthz` and `/metrics` (usually a
+//!   refused token on a server that doesn't say 4004).
 //!
 //! Numbering: within a session an envelope's id is `id_offset + seq` (see `state.rs`), so a dispatch
 //! Discord replays after a restart gets the id it had before.
@@ -23,7 +28,9 @@ use super::{
     envelope::{self, Arena, SessionPart},
     frame::{FrameView, Scanner},
     heartbeat::{Beat, Heartbeat},
+    identify_queue::{IdentifyQueue, Ticket},
     send_limit::{Kind, Refusal, SendLimiter},
+    shards::{ShardId, ShardStates},
     start_limit::{self, GatewayBotError},
 };
 use crate::{
@@ -46,9 +53,15 @@ use tokio::{sync::watch, time::Instant};
 /// on the URL from `GET /gateway/bot` instead.
 pub const RESUME_URL_ATTEMPTS: u32 = 3;
 
+/// Connections in a row that end before READY/RESUMED before the shard reports it as a problem.
+pub const FAILED_BEFORE_READY_REPORT: u32 = 3;
+
 #[derive(Clone, Debug)]
 pub struct GatewayConfig {
+    pub shard: ShardId,
     pub token: Secret,
+    /// Sent on `GET /gateway/bot` and the websocket handshake (`user_agent.rs`).
+    pub user_agent: String,
     pub api_url: url::Url,
     pub gateway_url: Option<url::Url>,
     pub intents: u64,
@@ -84,15 +97,23 @@ struct Live {
     /// The session's fixed part of every envelope.
     part: SessionPart,
     resume_url: String,
-    seq: u64,
+    /// The last `s` received; `None` before the first dispatch (a server that numbers from 0
+    /// sends READY with `s: 0`, which must not look like a duplicate).
+    seq: Option<u64>,
     id_offset: i64,
 }
 
 impl Live {
-    fn new(session_id: &str, resume_url: String, seq: u64, id_offset: i64) -> Live {
+    fn new(
+        shard: u32,
+        session_id: &str,
+        resume_url: String,
+        seq: Option<u64>,
+        id_offset: i64,
+    ) -> Live {
         Live {
             session_id: session_id.into(),
-            part: SessionPart::new(session_id),
+            part: SessionPart::new(shard, session_id),
             resume_url,
             seq,
             id_offset,
@@ -107,11 +128,17 @@ pub struct Gateway {
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     state: watch::Sender<GatewayState>,
+    /// Every shard's state, for the forwarder.
+    states: ShardStates,
     shutdown: watch::Receiver<bool>,
     http: reqwest::Client,
     session: Option<Live>,
     last_id: u64,
-    last_identify: Option<Instant>,
+    queue: IdentifyQueue,
+    /// The place in the IDENTIFY queue taken when the shard was built, if it must identify first.
+    ticket: Option<Ticket>,
+    /// Connections in a row that ended before READY/RESUMED.
+    failed_before_ready: u32,
     /// Browser commands for the socket (ops 3, 4, 8), kept across reconnects.
     outbox: Option<Outbox>,
     /// Connection attempts to the session's resume URL that failed in a row (see
@@ -199,6 +226,8 @@ impl WallClock {
 }
 
 impl Gateway {
+    /// The session of `cfg.shard`, resuming its saved session if the store has one. Build the
+    /// shards in id order: one that must identify takes its place in `queue` here.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         cfg: GatewayConfig,
@@ -206,21 +235,32 @@ impl Gateway {
         bus: Bus,
         metrics: Arc<Metrics>,
         health: Arc<Health>,
-        state: watch::Sender<GatewayState>,
+        queue: IdentifyQueue,
+        (state, states): (watch::Sender<GatewayState>, ShardStates),
         shutdown: watch::Receiver<bool>,
     ) -> Gateway {
         let snap = store.snapshot();
-        let session = snap
-            .session
-            .map(|s| Live::new(&s.session_id, s.resume_url, s.seq, s.id_offset));
+        let shard = cfg.shard.id;
+        let session = snap.sessions.get(&shard).map(|s| {
+            Live::new(
+                shard,
+                &s.session_id,
+                s.resume_url.clone(),
+                Some(s.seq),
+                s.id_offset,
+            )
+        });
         if let Some(s) = &session {
             tracing::info!(
+                shard = %cfg.shard,
                 seq = s.seq,
                 "found a saved session; will RESUME it instead of identifying"
             );
         }
+        let ticket = session.is_none().then(|| queue.ticket(shard));
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
+            .user_agent(cfg.user_agent.clone())
             .build()
             .expect("a reqwest client with default TLS roots builds");
         Gateway {
@@ -231,10 +271,13 @@ impl Gateway {
             metrics,
             health,
             state,
+            states,
             shutdown,
             http,
             session,
-            last_identify: None,
+            queue,
+            ticket,
+            failed_before_ready: 0,
             outbox: None,
             resume_url_failures: 0,
             scanner: Scanner::new(),
@@ -253,9 +296,36 @@ impl Gateway {
     }
 
     fn set_state(&self, s: GatewayState) {
-        self.metrics.set_gateway_state(s);
-        self.health.set_gateway_ready(s == GatewayState::Ready);
+        let shard = self.cfg.shard.id;
+        self.metrics.set_gateway_state(shard, s);
+        self.health.set_shard_ready(shard, s == GatewayState::Ready);
+        self.states.set(shard, s);
         self.state.send_replace(s);
+    }
+
+    /// Counts a connection that ended before READY/RESUMED (`false`), or clears the count.
+    fn reached_ready(&mut self, ready: bool) {
+        let shard = self.cfg.shard.id;
+        self.failed_before_ready = if ready {
+            0
+        } else {
+            self.failed_before_ready + 1
+        };
+        let n = self.failed_before_ready;
+        self.metrics
+            .failed_before_ready
+            .get_or_create(&Metrics::label("shard", shard.to_string()))
+            .set(i64::from(n));
+        if n >= FAILED_BEFORE_READY_REPORT {
+            let problem =
+                format!("{n} sessions in a row closed before READY: check DISCORD_BOT_TOKEN");
+            if n == FAILED_BEFORE_READY_REPORT || n.is_power_of_two() {
+                tracing::error!(shard = %self.cfg.shard, failures = n, "{problem}");
+            }
+            self.health.set_shard_problem(shard, Some(problem));
+        } else if ready {
+            self.health.set_shard_problem(shard, None);
+        }
     }
 
     fn stopping(&self) -> bool {
@@ -319,7 +389,8 @@ impl Gateway {
                     continue;
                 }
             };
-            let connect = Connection::connect(&url, self.cfg.connect_timeout);
+            let connect =
+                Connection::connect(&url, self.cfg.connect_timeout, &self.cfg.user_agent);
             let conn = tokio::select! {
                 c = connect => c,
                 _ = self.shutdown.changed() => return Exit::Shutdown,
@@ -350,6 +421,9 @@ impl Gateway {
             if reached_ready {
                 backoff.reset();
             }
+            if !matches!(end, End::Shutdown) {
+                self.reached_ready(reached_ready);
+            }
             if !matches!(end, End::Shutdown | End::Fatal(..)) {
                 self.set_state(GatewayState::Reconnecting);
             }
@@ -362,7 +436,11 @@ impl Gateway {
                     } else {
                         backoff.next_delay()
                     };
-                    tracing::info!(%cause, "connection ended; will RESUME");
+                    if self.session.is_some() {
+                        tracing::info!(%cause, "connection ended; will RESUME");
+                    } else {
+                        tracing::info!(%cause, "connection ended before READY; no session to resume, will IDENTIFY");
+                    }
                 }
                 End::InvalidSession { resumable } => {
                     if !resumable {
@@ -392,7 +470,7 @@ impl Gateway {
     fn forget_session(&mut self) {
         self.resume_url_failures = 0;
         if self.session.take().is_some() {
-            self.store.clear_session();
+            self.store.clear_session(self.cfg.shard.id);
         }
     }
 
@@ -409,6 +487,7 @@ impl Gateway {
             Some(BotUrl::Configured { url, .. }) => url,
         };
         let failures = std::mem::take(&mut self.resume_url_failures);
+        let shard = self.cfg.shard.id;
         if let Some(s) = self.session.as_mut() {
             // scheme://host:port only: the path and query are of no use in a log.
             let host = |u: &str| {
@@ -424,7 +503,7 @@ impl Gateway {
                 "resume_gateway_url unreachable; falling back to the URL from GET /gateway/bot to RESUME the same session"
             );
             s.resume_url = url;
-            self.store.set_resume_url(&s.resume_url);
+            self.store.set_resume_url(shard, &s.resume_url);
             self.count_reconnect("resume_url_fallback");
         }
         Ok(true)
@@ -433,7 +512,7 @@ impl Gateway {
     fn count_reconnect(&self, cause: impl Into<String>) {
         self.metrics
             .reconnects
-            .get_or_create(&Metrics::label("code", cause))
+            .get_or_create(&Metrics::shard_label("code", cause, self.cfg.shard.id))
             .inc();
     }
 
@@ -474,39 +553,43 @@ impl Gateway {
         }
     }
 
-    /// The URL to IDENTIFY on, after the session-start guard. `Ok(None)` on shutdown.
+    /// The URL to IDENTIFY on, once the shard's turn in the IDENTIFY queue has come and the
+    /// session-start budget allows one more. `Ok(None)` on shutdown.
     async fn identify_url(&mut self, backoff: &mut Backoff) -> Result<Option<String>, Exit> {
+        let shard = self.cfg.shard.id;
+        let ticket = self
+            .ticket
+            .take()
+            .unwrap_or_else(|| self.queue.ticket(shard));
+        let mut stop = self.shutdown.clone();
+        let stopped = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        if !self.queue.wait(ticket, stopped).await {
+            return Ok(None);
+        }
         loop {
             match self.gateway_bot(backoff, "for an IDENTIFY").await? {
                 None => return Ok(None),
                 Some(BotUrl::Answered(info)) => {
-                    let since = self.last_identify.map(|t| t.elapsed());
-                    let wait = start_limit::wait_before_identify(&info.session_start_limit, since);
-                    if !wait.is_zero() {
-                        if info.session_start_limit.remaining == 0 {
+                    let limit = &info.session_start_limit;
+                    let reset = Duration::from_millis(limit.reset_after);
+                    match self.queue.budget().spend(limit.remaining, reset) {
+                        Ok(()) => return Ok(Some(self.gateway_url_or(info.url))),
+                        Err(wait) => {
                             tracing::warn!(
-                                reset_after_ms = info.session_start_limit.reset_after,
+                                shard = %self.cfg.shard,
+                                reset_after_ms = limit.reset_after,
                                 "session start budget spent; waiting for it to reset instead of identifying"
                             );
-                        }
-                        if self.sleep_or_shutdown(wait).await {
-                            return Ok(None);
-                        }
-                        if info.session_start_limit.remaining == 0 {
-                            continue;
+                            if self.sleep_or_shutdown(wait).await {
+                                return Ok(None);
+                            }
                         }
                     }
-                    return Ok(Some(self.gateway_url_or(info.url)));
                 }
                 Some(BotUrl::Configured { url, error }) => {
-                    tracing::warn!(error = %error, "GET /gateway/bot failed; using DISCORD_GATEWAY_URL without the session-start guard");
-                    let since = self.last_identify.map(|t| t.elapsed());
-                    let spacing = Duration::from_secs(5);
-                    if let Some(s) = since.filter(|s| *s < spacing) {
-                        if self.sleep_or_shutdown(spacing - s).await {
-                            return Ok(None);
-                        }
-                    }
+                    tracing::warn!(error = %error, "GET /gateway/bot failed; using DISCORD_GATEWAY_URL without the session-start budget");
                     return Ok(Some(url));
                 }
             }
@@ -541,7 +624,7 @@ impl Gateway {
     }
 
     fn heartbeat_payload(&self) -> String {
-        match self.session.as_ref().map(|s| s.seq).filter(|s| *s > 0) {
+        match self.session.as_ref().and_then(|s| s.seq) {
             Some(s) => format!(r#"{{"op":1,"d":{s}}}"#),
             None => r#"{"op":1,"d":null}"#.to_string(),
         }
@@ -600,7 +683,7 @@ impl Gateway {
                 serde_json::json!({"op": 6, "d": {
                     "token": self.cfg.token.expose(),
                     "session_id": &*s.session_id,
-                    "seq": s.seq,
+                    "seq": s.seq.unwrap_or(0),
                 }}),
                 "resume",
             ),
@@ -609,7 +692,7 @@ impl Gateway {
                     "token": self.cfg.token.expose(),
                     "intents": self.cfg.intents,
                     "properties": {"os": std::env::consts::OS, "browser": "gateway-holder", "device": "gateway-holder"},
-                    "shard": [0, 1],
+                    "shard": [self.cfg.shard.id, self.cfg.shard.count],
                     "large_threshold": 250,
                 }}),
                 "identify",
@@ -628,12 +711,10 @@ impl Gateway {
         drop(payload);
         self.metrics
             .sessions
-            .get_or_create(&Metrics::label("kind", kind))
+            .get_or_create(&Metrics::shard_label("kind", kind, self.cfg.shard.id))
             .inc();
-        if kind == "identify" {
-            self.last_identify = Some(Instant::now());
-        }
         tracing::info!(
+            shard = %self.cfg.shard,
             kind,
             heartbeat_ms = interval.as_millis() as u64,
             seq = self.session.as_ref().map(|s| s.seq),
@@ -876,7 +957,7 @@ impl Gateway {
         if kind == "RESUMED" {
             *ready = true;
             self.set_state(GatewayState::Ready);
-            tracing::info!(seq = frame.s, "RESUMED");
+            tracing::info!(shard = %self.cfg.shard, seq = frame.s, "RESUMED");
         }
         let Some(seq) = frame.s else {
             tracing::warn!(kind, "dispatch without a sequence number skipped");
@@ -897,30 +978,28 @@ impl Gateway {
             let id_offset = (i128::from(next_id) - i128::from(seq))
                 .clamp(i128::from(i64::MIN), i128::from(i64::MAX))
                 as i64;
+            let shard = self.cfg.shard.id;
             self.store
-                .new_session(&r.session_id, &r.resume_gateway_url, id_offset);
+                .new_session(shard, &r.session_id, &r.resume_gateway_url, id_offset);
             self.resume_url_failures = 0;
             self.session = Some(Live::new(
+                shard,
                 &r.session_id,
                 r.resume_gateway_url.into_owned(),
-                seq.saturating_sub(1),
+                None,
                 id_offset,
             ));
             *ready = true;
             self.set_state(GatewayState::Ready);
-            tracing::info!(first_id = next_id, "READY: new session");
+            tracing::info!(shard = %self.cfg.shard, first_id = next_id, "READY: new session");
         }
         let session = self.session.as_mut()?;
-        if seq <= session.seq {
+        if let Some(last) = session.seq.filter(|last| seq <= *last) {
             self.metrics.duplicates_skipped.inc();
-            tracing::debug!(
-                seq,
-                last = session.seq,
-                "dispatch already received; skipped"
-            );
+            tracing::debug!(seq, last, "dispatch already received; skipped");
             return None;
         }
-        session.seq = seq;
+        session.seq = Some(seq);
         let mut id = session
             .id_offset
             .saturating_add(i64::try_from(seq).unwrap_or(i64::MAX))
@@ -951,6 +1030,7 @@ impl Gateway {
             },
         );
         let dispatch = Dispatch {
+            shard: self.cfg.shard.id,
             id,
             seq,
             session_id: session.session_id.clone(),

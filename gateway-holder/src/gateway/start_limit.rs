@@ -1,11 +1,10 @@
 //! `GET {DISCORD_API_URL}/gateway/bot` before every IDENTIFY: the URL to connect to and the
 //! `session_start_limit` budget. Running out of session starts resets the bot token, so when
-//! `remaining` is 0 the holder waits `reset_after` instead of trying, and identifies are spaced by
-//! Discord's `max_concurrency` per 5 s rule.
+//! `remaining` is 0 the holder waits `reset_after` instead of trying (`identify_queue.rs` keeps
+//! the budget and the `max_concurrency` per 5 s spacing).
 
 use crate::config::Secret;
 use serde::Deserialize;
-use std::time::Duration;
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 pub struct SessionStartLimit {
@@ -75,64 +74,9 @@ pub async fn fetch(
         .map_err(|e| GatewayBotError::Other(format!("GET /gateway/bot: unexpected body ({e})")))
 }
 
-/// How long to wait before the next IDENTIFY may be sent, given the budget and the time since the
-/// last one.
-pub fn wait_before_identify(
-    limit: &SessionStartLimit,
-    since_last_identify: Option<Duration>,
-) -> Duration {
-    if limit.remaining == 0 {
-        return Duration::from_millis(limit.reset_after.max(1000));
-    }
-    let spacing = Duration::from_millis(5000 / limit.max_concurrency.max(1));
-    match since_last_identify {
-        Some(since) if since < spacing => spacing - since,
-        _ => Duration::ZERO,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn limit(remaining: u64, reset_after: u64, mc: u64) -> SessionStartLimit {
-        SessionStartLimit {
-            total: 1000,
-            remaining,
-            reset_after,
-            max_concurrency: mc,
-        }
-    }
-
-    #[test]
-    fn waits_for_the_reset_when_the_budget_is_spent() {
-        assert_eq!(
-            wait_before_identify(&limit(0, 60_000, 1), None),
-            Duration::from_secs(60)
-        );
-        assert_eq!(
-            wait_before_identify(&limit(5, 60_000, 1), None),
-            Duration::ZERO
-        );
-    }
-
-    #[test]
-    fn spaces_identifies_by_max_concurrency() {
-        let l = limit(5, 0, 1);
-        assert_eq!(
-            wait_before_identify(&l, Some(Duration::from_secs(2))),
-            Duration::from_secs(3)
-        );
-        assert_eq!(
-            wait_before_identify(&l, Some(Duration::from_secs(6))),
-            Duration::ZERO
-        );
-        let l = limit(5, 0, 5);
-        assert_eq!(
-            wait_before_identify(&l, Some(Duration::from_millis(500))),
-            Duration::from_millis(500)
-        );
-    }
 
     #[test]
     fn parses_discords_shape() {

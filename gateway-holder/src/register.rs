@@ -1,0 +1,70 @@
+//! Tells the edge which shards this holder runs and where its `POST /commands` is
+//! (`POST {EDGE_URL}/link/register`, every [`INTERVAL`]), so an edge serving several holders of
+//! one bot sends each guild's commands to the holder whose shards carry that guild and knows
+//! when that holder is gone. An edge that predates the route answers 404: the holder then keeps
+//! quiet about it (a single holder is reached through the edge's `HOLDER_URL` anyway).
+
+use crate::config::Secret;
+use std::time::Duration;
+
+/// How often the registration is renewed (the edge treats a holder silent for about three of
+/// these as gone).
+pub const INTERVAL: Duration = Duration::from_secs(10);
+
+pub struct Registration {
+    pub http: reqwest::Client,
+    pub edge_url: url::Url,
+    pub token: Secret,
+    pub holder_id: String,
+    pub public_url: url::Url,
+    pub first: u32,
+    pub last: u32,
+    pub count: u32,
+}
+
+impl Registration {
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::json!({
+            "version": contracts::VERSION,
+            "holder_id": self.holder_id,
+            "url": self.public_url.as_str().trim_end_matches('/'),
+            "shards": {"first": self.first, "last": self.last, "count": self.count},
+        })
+    }
+
+    /// Registers now and every [`INTERVAL`] until aborted.
+    pub async fn run(self) {
+        let url = format!(
+            "{}/link/register",
+            self.edge_url.as_str().trim_end_matches('/')
+        );
+        let body = self.body();
+        let mut warned = false;
+        let mut tick = tokio::time::interval(INTERVAL);
+        loop {
+            tick.tick().await;
+            let r = self
+                .http
+                .post(&url)
+                .bearer_auth(self.token.expose())
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.to_string())
+                .send()
+                .await;
+            match r {
+                Ok(r) if r.status().is_success() => warned = false,
+                Ok(r) if r.status() == reqwest::StatusCode::NOT_FOUND => {}
+                other => {
+                    if !warned {
+                        let why = match other {
+                            Ok(r) => format!("answered {}", r.status()),
+                            Err(_) => "is unreachable".into(),
+                        };
+                        tracing::warn!(%url, "the edge's holder registration {why}; retrying every {} s", INTERVAL.as_secs());
+                        warned = true;
+                    }
+                }
+            }
+        }
+    }
+}
