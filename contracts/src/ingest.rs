@@ -106,6 +106,16 @@ pub struct IngestAck {
     /// The edge cursor of the last stored event, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_cursor: Option<u64>,
+    /// The head cursor of the default guild's (`GUILD_ID`) hub after this batch, when that hub
+    /// took part (it takes part in every batch of a holder whose shards carry it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<u64>,
+    /// Envelopes of guilds this edge does not serve (not in its `GUILD_IDS` allow-list), dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ignored: Option<u64>,
+    /// The head cursor of every hub the batch reached, by guild id (`"bot"`: the bot-wide record).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub cursors: std::collections::BTreeMap<String, u64>,
 }
 
 /// `GET /healthz` of the edge.

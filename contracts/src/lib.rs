@@ -11,12 +11,14 @@
 //! - [`ingest`]: holder → edge batches and envelopes (Discord's `d` kept verbatim).
 //! - [`stream`]: the payloads of the SSE events browsers receive.
 //! - [`command`]: browser → edge → holder commands and their answers.
+//! - [`link`]: holder ↔ edge coordination of several holders (registration, IDENTIFY queue).
 //! - [`error`]: the error body and the field-named validation error.
 //! - [`validate`]: strict parsing of untrusted bodies into the types above.
 
 pub mod command;
 pub mod error;
 pub mod ingest;
+pub mod link;
 pub mod snowflake;
 pub mod stream;
 pub mod validate;
@@ -29,9 +31,13 @@ pub use command::{
 };
 pub use error::{ErrorBody, ErrorCode, ErrorDetail, ValidationError};
 pub use ingest::{Envelope, GatewayState, Health, HolderGap, IngestAck, IngestBatch, ShardState};
+pub use link::{
+    BotRegistry, IdentifyAnswer, IdentifyAsk, RegisterAnswer, RegisterHolder, RegistryGuild,
+    RegistryHolder, ShardRange,
+};
 pub use snowflake::Snowflake;
 pub use stream::{
-    CommandResultEvent, DispatchEvent, GapEvent, GapReason, GuildAvailability, LinkState, StatusEvent, VoiceEvent,
-    VoiceEventKind, VoiceFlags,
+    CommandResultEvent, DispatchEvent, GapEvent, GapReason, GuildAvailability, LinkState,
+    StatusEvent, VoiceEvent, VoiceEventKind, VoiceFlags,
 };
 pub use version::{Version, VERSION};

@@ -6,8 +6,8 @@
 //! path of the culprit, ready to become a 400 `invalid_request`.
 
 use crate::{
-    AddReaction, Command, IngestBatch, RequestGuildMembers, SendMessage, Snowflake, TypingStart,
-    UpdatePresence, UpdateVoiceState, ValidationError,
+    AddReaction, Command, IdentifyAsk, IngestBatch, RegisterHolder, RequestGuildMembers,
+    SendMessage, Snowflake, TypingStart, UpdatePresence, UpdateVoiceState, ValidationError,
 };
 use serde::de::DeserializeOwned;
 
@@ -320,6 +320,83 @@ impl Validate for IngestBatch {
     }
 }
 
+/// Largest shard count accepted from a holder (Discord's largest bots run a few thousand).
+pub const MAX_SHARD_COUNT: u32 = 1 << 16;
+/// Largest `max_concurrency` accepted (Discord hands out 1, 16, 32, 64, ...).
+pub const MAX_CONCURRENCY: u32 = 1024;
+
+fn check_holder_id(id: &str) -> Result<(), ValidationError> {
+    if id.is_empty() || id.len() > 128 || id.chars().any(|c| c.is_control()) {
+        return Err(ValidationError::field(
+            "holder_id",
+            "must be 1 to 128 characters, no control characters",
+        ));
+    }
+    Ok(())
+}
+
+impl Validate for RegisterHolder {
+    fn validate(&self) -> Result<(), ValidationError> {
+        check_holder_id(&self.holder_id)?;
+        let rest = self
+            .url
+            .strip_prefix("http://")
+            .or_else(|| self.url.strip_prefix("https://"));
+        if self.url.len() > 512
+            || rest.is_none_or(|r| {
+                r.is_empty() || r.contains(['?', '#']) || r.chars().any(char::is_whitespace)
+            })
+        {
+            return Err(ValidationError::field(
+                "url",
+                "must be an http(s) base URL like http://10.0.0.5:8790 (no query, at most 512)",
+            ));
+        }
+        let r = self.shards;
+        if r.count == 0 || r.count > MAX_SHARD_COUNT {
+            return Err(ValidationError::field(
+                "shards.count",
+                format!("must be 1 to {MAX_SHARD_COUNT}"),
+            ));
+        }
+        if r.last >= r.count {
+            return Err(ValidationError::field(
+                "shards.last",
+                format!("shard {} is not below count {}", r.last, r.count),
+            ));
+        }
+        if r.first > r.last {
+            return Err(ValidationError::field("shards.first", "is after last"));
+        }
+        Ok(())
+    }
+}
+
+impl Validate for IdentifyAsk {
+    fn validate(&self) -> Result<(), ValidationError> {
+        check_holder_id(&self.holder_id)?;
+        if self.count == 0 || self.count > MAX_SHARD_COUNT {
+            return Err(ValidationError::field(
+                "count",
+                format!("must be 1 to {MAX_SHARD_COUNT}"),
+            ));
+        }
+        if self.shard >= self.count {
+            return Err(ValidationError::field(
+                "shard",
+                format!("shard {} is not below count {}", self.shard, self.count),
+            ));
+        }
+        if self.max_concurrency == 0 || self.max_concurrency > MAX_CONCURRENCY {
+            return Err(ValidationError::field(
+                "max_concurrency",
+                format!("must be 1 to {MAX_CONCURRENCY}"),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// A reaction emoji is either a unicode emoji or a custom emoji as `name:id` (Discord's route form).
 pub fn check_emoji(emoji: &str) -> Result<(), String> {
     if let Some((name, id)) = emoji.split_once(':') {
@@ -377,6 +454,44 @@ mod tests {
             assert_eq!(e.field, None);
             assert!(e.message.starts_with("body is not valid JSON"), "{e}");
         }
+    }
+
+    #[test]
+    fn holder_registration_and_identify_asks() {
+        let ok = br#"{"version":"1.0","holder_id":"h1","url":"http://127.0.0.1:8790","shards":{"first":0,"last":1,"count":4}}"#;
+        assert!(parse::<RegisterHolder>(ok).is_ok());
+        let field = |body: &str| parse::<RegisterHolder>(body.as_bytes()).unwrap_err().field;
+        let base = std::str::from_utf8(ok).unwrap();
+        assert_eq!(
+            field(&base.replace(r#""last":1"#, r#""last":4"#)).as_deref(),
+            Some("shards.last")
+        );
+        assert_eq!(
+            field(&base.replace(r#""first":0"#, r#""first":2"#)).as_deref(),
+            Some("shards.first")
+        );
+        assert_eq!(
+            field(&base.replace("http://127.0.0.1:8790", "ftp://x")).as_deref(),
+            Some("url")
+        );
+        assert_eq!(
+            field(&base.replace(r#""h1""#, r#""""#)).as_deref(),
+            Some("holder_id")
+        );
+        let ask = |s: u32, c: u32, m: u32| {
+            parse::<IdentifyAsk>(
+                format!(r#"{{"version":"1.0","holder_id":"h","shard":{s},"count":{c},"max_concurrency":{m}}}"#)
+                    .as_bytes(),
+            )
+            .map_err(|e| e.field)
+        };
+        assert!(ask(3, 4, 2).is_ok());
+        assert_eq!(ask(4, 4, 2).unwrap_err().as_deref(), Some("shard"));
+        assert_eq!(
+            ask(0, 4, 0).unwrap_err().as_deref(),
+            Some("max_concurrency")
+        );
+        assert_eq!(ask(0, 0, 1).unwrap_err().as_deref(), Some("count"));
     }
 
     #[test]

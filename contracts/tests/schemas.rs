@@ -86,6 +86,14 @@ fn rust_examples() -> Vec<(&'static str, Value)> {
                 accepted: 3,
                 duplicates: 1,
                 last_cursor: Some(9),
+                cursor: Some(9),
+                ignored: Some(2),
+                cursors: [
+                    ("1000000000000000001".to_string(), 9),
+                    ("bot".to_string(), 4),
+                ]
+                .into_iter()
+                .collect(),
             }),
         ),
         (
@@ -95,6 +103,9 @@ fn rust_examples() -> Vec<(&'static str, Value)> {
                 accepted: 0,
                 duplicates: 0,
                 last_cursor: None,
+                cursor: None,
+                ignored: None,
+                cursors: Default::default(),
             }),
         ),
         (
@@ -444,6 +455,94 @@ fn rust_examples() -> Vec<(&'static str, Value)> {
             ],
         }),
     ));
+    let range = ShardRange {
+        first: 0,
+        last: 1,
+        count: 4,
+    };
+    out.extend([
+        ("ShardRange", v(&range)),
+        (
+            "RegisterHolder",
+            v(&RegisterHolder {
+                version: Version,
+                holder_id: "holder-a".into(),
+                url: "http://127.0.0.1:8790".into(),
+                shards: range,
+            }),
+        ),
+        (
+            "RegisterAnswer",
+            v(&RegisterAnswer {
+                version: Version,
+                register_every_ms: 10_000,
+            }),
+        ),
+        (
+            "IdentifyAsk",
+            v(&IdentifyAsk {
+                version: Version,
+                holder_id: "holder-a".into(),
+                shard: 3,
+                count: 4,
+                max_concurrency: 2,
+            }),
+        ),
+        (
+            "IdentifyAnswer",
+            v(&IdentifyAnswer {
+                version: Version,
+                granted: true,
+                retry_after_ms: None,
+            }),
+        ),
+        (
+            "IdentifyAnswer",
+            v(&IdentifyAnswer {
+                version: Version,
+                granted: false,
+                retry_after_ms: Some(4200),
+            }),
+        ),
+        (
+            "BotRegistry",
+            v(&BotRegistry {
+                version: Version,
+                guilds: vec![RegistryGuild {
+                    guild_id: sf(1000000000000000001),
+                    availability: GuildAvailability::Available,
+                    since: 1764130000123,
+                }],
+                holders: vec![RegistryHolder {
+                    holder_id: "holder-a".into(),
+                    url: "http://127.0.0.1:8790".into(),
+                    shards: range,
+                    registered_at: 1764130000000,
+                    last_ingest: Some(1764130001000),
+                    alive: true,
+                }],
+            }),
+        ),
+        (
+            "RegistryHolder",
+            v(&RegistryHolder {
+                holder_id: "holder-b".into(),
+                url: "http://127.0.0.1:8791".into(),
+                shards: range,
+                registered_at: 1764130000000,
+                last_ingest: None,
+                alive: false,
+            }),
+        ),
+        (
+            "RegistryGuild",
+            v(&RegistryGuild {
+                guild_id: sf(1000000000000000002),
+                availability: GuildAvailability::Removed,
+                since: 1764130000123,
+            }),
+        ),
+    ]);
     out
 }
 
@@ -525,6 +624,14 @@ fn rust_round_trip(name: &str, value: &Value) -> Result<Value, String> {
         "Command" => checked::<Command>(value),
         "HolderCommand" => checked::<HolderCommand>(value),
         "CommandResultPost" => go::<CommandResultPost>(value),
+        "ShardRange" => go::<ShardRange>(value),
+        "RegisterHolder" => checked::<RegisterHolder>(value),
+        "RegisterAnswer" => go::<RegisterAnswer>(value),
+        "IdentifyAsk" => checked::<IdentifyAsk>(value),
+        "IdentifyAnswer" => go::<IdentifyAnswer>(value),
+        "BotRegistry" => go::<BotRegistry>(value),
+        "RegistryGuild" => go::<RegistryGuild>(value),
+        "RegistryHolder" => go::<RegistryHolder>(value),
         other => Err(format!("no Rust type mapped for schema {other}")),
     }
 }
@@ -618,6 +725,10 @@ fn every_edge_route_is_documented() {
         "/api/dev/session",
         "/link/command-result",
         "/link/disconnect-clients",
+        "/link/register",
+        "/link/identify",
+        "/api/bot/stream",
+        "/api/bot/registry",
     ] {
         assert!(paths.contains_key(route), "openapi.yaml lacks {route}");
     }
