@@ -184,6 +184,7 @@ fn workloads(quick: bool) -> Vec<Workload> {
                 duration: s(12),
                 max_events: None,
                 mix: discord_sim::TrafficMix::chat(),
+                guilds: Default::default(),
             },
         },
         Workload {
@@ -207,6 +208,7 @@ fn workloads(quick: bool) -> Vec<Workload> {
                         .unwrap_or(if quick { 5_000 } else { 20_000 }),
                 ),
                 mix: discord_sim::TrafficMix::chat(),
+                guilds: Default::default(),
             },
         },
     ]

@@ -236,11 +236,11 @@ async fn edge_down_for_10s_buffers_spills_and_delivers_in_order() {
 
     let metrics = wait_status(&http, &format!("{base}/metrics"), 200, T).await;
     for family in [
-        "holder_gateway_state{state=\"ready\"} 1",
+        "holder_gateway_state{state=\"ready\",shard=\"0\"} 1",
         "holder_events_out_total{type=\"MESSAGE_CREATE\"}",
         "holder_ingest_posts_total{result=\"retry\"}",
         "holder_forward_latency_seconds_count",
-        "holder_gateway_sessions_total{kind=\"identify\"} 1",
+        "holder_gateway_sessions_total{kind=\"identify\",shard=\"0\"} 1",
         "holder_heartbeat_rtt_seconds_count",
     ] {
         assert!(metrics.contains(family), "{family} missing:\n{metrics}");
