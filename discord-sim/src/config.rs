@@ -1,9 +1,11 @@
-//! Everything a test or the binary can tune: the bot token, gateway timings, the seeded guild and
-//! the REST limits.
+//! Everything a test or the binary can tune: the bot token, gateway timings, the seeded guilds,
+//! sharding and identify limits, and the REST limits.
 //!
-//! `SimConfig::default()` is the demo setup: token `sim-token`, Discord's 41.25 s heartbeat, and a
-//! guild (id `1000000000000000001`) with two text channels, two voice channels and five members.
-//! Tests shorten timings by overriding single fields.
+//! `SimConfig::default()` is the demo setup: token `sim-token`, Discord's 41.25 s heartbeat, and
+//! one guild (id `1000000000000000001`) with two text channels, two voice channels and five
+//! members. [`SimConfig::with_guilds`] adds more guilds (distinct snowflakes that spread over
+//! shards); [`guild_id_on_shard`] makes a guild id that lands on a chosen shard. Tests shorten
+//! timings by overriding single fields.
 
 use std::time::Duration;
 
@@ -22,8 +24,9 @@ pub struct SimConfig {
     /// How long past `heartbeat_interval` a connection may stay silent before the sim closes it
     /// and expires its session. `None`: half the interval.
     pub heartbeat_slack: Option<Duration>,
-    /// The one guild the bot is in.
-    pub guild: GuildSeed,
+    /// The guilds the bot is in at start, in order (the first is the one [`SimConfig::guild`]
+    /// returns, and the one events and traffic without a guild of their own go to).
+    pub guilds: Vec<GuildSeed>,
     /// The bot's own user.
     pub bot_user: UserSeed,
     /// Application id reported in READY.
@@ -46,6 +49,24 @@ pub struct SimConfig {
     pub session_start_total: u32,
     /// `shards` recommended by `GET /gateway/bot`.
     pub recommended_shards: u32,
+    /// `session_start_limit.max_concurrency` of `GET /gateway/bot`: IDENTIFYs are paced per
+    /// bucket `shard_id % max_concurrency` (0 is treated as 1).
+    pub max_concurrency: u32,
+    /// At most one IDENTIFY per bucket per this long (Discord: 5 s); one sooner is answered with
+    /// op 9 Invalid Session `d: false`, as Discord's docs say. Zero disables the check.
+    pub identify_window: Duration,
+    /// A session whose shard would hold more guilds than this is closed with 4011 (Discord:
+    /// 2500).
+    pub max_guilds_per_shard: usize,
+    /// Large-bot sharding: `num_shards` must be a multiple of this, or IDENTIFY is closed with
+    /// 4010 (Discord's "Sharding for Large Bots"). `None`: any count.
+    pub shard_count_multiple: Option<u64>,
+    /// REST calls without a `User-Agent: DiscordBot ($url, $versionNumber)` are refused with 400
+    /// (Discord's "User Agent" rule; Discord itself answers with a Cloudflare block).
+    pub require_user_agent: bool,
+    /// `s` of a new session's first dispatch (READY). Discord starts at 1; 0 tests clients that
+    /// mistake `s: 0` for "no sequence".
+    pub first_seq: u64,
     /// Per-connection gateway send limit (Discord: 120 per 60 s), exceeded: close 4008.
     pub gateway_send_limit: RouteLimit,
     /// Op 8 Request Guild Members: one per guild per this long (Discord: 30 s); a sooner one gets
@@ -72,7 +93,7 @@ impl Default for SimConfig {
             token: "sim-token".to_owned(),
             heartbeat_interval: Duration::from_millis(41_250),
             heartbeat_slack: None,
-            guild: GuildSeed::default(),
+            guilds: vec![GuildSeed::default()],
             bot_user: UserSeed {
                 id: 1_000_000_000_000_000_900,
                 username: "sim-bot".to_owned(),
@@ -87,6 +108,12 @@ impl Default for SimConfig {
             record_limit: 1_000_000,
             session_start_total: 1000,
             recommended_shards: 1,
+            max_concurrency: 1,
+            identify_window: Duration::from_secs(5),
+            max_guilds_per_shard: 2500,
+            shard_count_multiple: None,
+            require_user_agent: true,
+            first_seq: 1,
             gateway_send_limit: RouteLimit::new(120, Duration::from_secs(60)),
             member_request_window: Duration::from_secs(30),
             rest: RestLimits::default(),
@@ -103,6 +130,51 @@ impl SimConfig {
     pub fn heartbeat_timeout(&self) -> Duration {
         self.heartbeat_interval + self.heartbeat_slack.unwrap_or(self.heartbeat_interval / 2)
     }
+
+    /// The first seeded guild.
+    ///
+    /// # Panics
+    ///
+    /// When `guilds` is empty.
+    pub fn guild(&self) -> &GuildSeed {
+        self.guilds
+            .first()
+            .expect("SimConfig::guilds is empty: there is no first guild")
+    }
+
+    /// The default configuration with `n` guilds: the demo guild first, then
+    /// [`GuildSeed::numbered`] guilds 1..n, whose ids spread round-robin over any shard count.
+    pub fn with_guilds(n: usize) -> Self {
+        Self {
+            guilds: (0..n).map(GuildSeed::numbered).collect(),
+            ..Self::default()
+        }
+    }
+}
+
+/// The shard a guild's events go to: `(guild_id >> 22) % num_shards` (Discord's sharding
+/// formula).
+pub fn shard_of(guild_id: u64, num_shards: u64) -> u64 {
+    (guild_id >> 22) % num_shards.max(1)
+}
+
+/// A guild snowflake (timestamp near the demo guild's) that lands on `shard` of `num_shards`;
+/// `nth` picks one of many such ids (the `nth + 1`-th timestamp on that shard). Ids differ for
+/// different `nth` with the same `num_shards`; the same timestamp can come out for another
+/// `(shard, num_shards)` pair (it is then on both), so build one sim's guilds from one
+/// `num_shards`.
+///
+/// ```
+/// use discord_sim::config::{guild_id_on_shard, shard_of};
+/// let id = guild_id_on_shard(2, 4, 0);
+/// assert_eq!(shard_of(id, 4), 2);
+/// assert_ne!(guild_id_on_shard(2, 4, 1), id);
+/// ```
+pub fn guild_id_on_shard(shard: u64, num_shards: u64, nth: u64) -> u64 {
+    let n = num_shards.max(1);
+    let base = (demo::GUILD_ID >> 22) + 1_000;
+    let ts = base - base % n + shard % n + nth * n;
+    (ts << 22) | 1
 }
 
 /// `limit` requests per `per`.
@@ -221,7 +293,7 @@ pub struct VoiceStateSeed {
     pub self_deaf: bool,
 }
 
-/// The guild the simulated bot is in, as it is at start.
+/// A guild the simulated bot is in, as it is at start.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GuildSeed {
     /// Snowflake (the default is `1000000000000000001`).
@@ -262,6 +334,59 @@ pub mod demo {
     pub const ERIN: u64 = 1_000_000_000_000_001_005;
     /// The bot user.
     pub const BOT: u64 = 1_000_000_000_000_000_900;
+}
+
+/// Names of [`GuildSeed::numbered`] guilds (then `Sim Guild N`).
+const GUILD_NAMES: &[(&str, [&str; 3])] = &[
+    ("Sim Guild", ["general", "random", "Lounge"]),
+    ("Rust Club", ["rust-help", "showcase", "Pair Room"]),
+    ("Gaming Night", ["lfg", "clips", "Squad Voice"]),
+    ("Study Group", ["homework", "resources", "Quiet Room"]),
+    ("Book Nook", ["reading", "reviews", "Reading Room"]),
+];
+
+impl GuildSeed {
+    /// A guild with id `id` named `name`: text channels `id + 100` and `id + 101`, voice channel
+    /// `id + 200`, the demo members (alice…erin; users can be in many guilds), nobody in voice.
+    pub fn generated(id: u64, name: &str) -> Self {
+        Self::generated_with(id, name, ["general", "random", "Lounge"])
+    }
+
+    fn generated_with(id: u64, name: &str, channels: [&str; 3]) -> Self {
+        let base = Self::default();
+        let ch = |id, name: &str, kind| ChannelSeed {
+            id,
+            name: name.to_owned(),
+            kind,
+        };
+        Self {
+            id,
+            name: name.to_owned(),
+            owner_id: base.owner_id,
+            channels: vec![
+                ch(id + 100, channels[0], ChannelKind::Text),
+                ch(id + 101, channels[1], ChannelKind::Text),
+                ch(id + 200, channels[2], ChannelKind::Voice),
+            ],
+            members: base.members,
+            voice_states: vec![],
+        }
+    }
+
+    /// Guild `i` of a multi-guild setup: 0 is the demo guild ([`GuildSeed::default`]); `i >= 1`
+    /// gets the id whose timestamp is the demo guild's plus `i` (so guilds `0..n` land on shards
+    /// round-robin for any shard count), a distinct name and distinct channel names, with
+    /// channels as in [`GuildSeed::generated`].
+    pub fn numbered(i: usize) -> Self {
+        if i == 0 {
+            return Self::default();
+        }
+        let id = (((demo::GUILD_ID >> 22) + i as u64) << 22) | 1;
+        match GUILD_NAMES.get(i) {
+            Some((name, channels)) => Self::generated_with(id, name, *channels),
+            None => Self::generated(id, &format!("Sim Guild {i}")),
+        }
+    }
 }
 
 impl Default for GuildSeed {

@@ -3,13 +3,20 @@
 //!
 //! Resolving an event also updates the guild state, so voice moves and member removals stay
 //! consistent with later GUILD_CREATEs.
+//!
+//! Which guild an event happens in: the guild that has its channel; for events naming only a
+//! user (voice leave/update, member remove) the guild given with it (`Sim::emit_in`, or
+//! `?guild_id=` on `POST /_sim/emit`), else the guild the user is in voice in (voice) or a member
+//! of (remove), else the first guild. A channel no guild has goes to the first guild (scripted
+//! events may name any channel); a channel of a guild the bot left goes nowhere. `Raw` events are
+//! sent verbatim and routed by their `d.guild_id` (none: shard 0, as Discord routes DMs).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::clock::{snowflake, unix_micros, Snowflakes};
 use crate::gateway::intents;
-use crate::guild::GuildState;
+use crate::guild::{ChannelOwner, GuildState, Guilds};
 use crate::payloads::{self, MessageArgs, VoiceStateArgs};
 
 /// An event to emit on the gateway. In the control API it is JSON tagged by `type`, e.g.
@@ -125,9 +132,31 @@ pub struct Resolved {
     pub intent: u64,
     /// Whether sessions without MESSAGE_CONTENT get it with content stripped.
     pub has_content: bool,
+    /// The guild it is about: only sessions of that guild's shard get it (`None`: shard 0).
+    pub guild_id: Option<u64>,
+    /// Sent whatever the guild's state (raw events, and the GUILD_DELETE/GUILD_CREATE of
+    /// membership changes); otherwise nothing is sent for a guild the bot is not in or that is
+    /// unavailable.
+    pub verbatim: bool,
+    /// A GUILD_CREATE whose `d` is built per session from the guild's state and the session's
+    /// intents (`d` is then ignored).
+    pub guild_create: bool,
 }
 
 impl Resolved {
+    /// A dispatch about `guild_id` needing `intent`.
+    pub fn new(t: &str, d: Value, intent: u64, guild_id: Option<u64>) -> Self {
+        Self {
+            t: t.to_owned(),
+            d,
+            intent,
+            has_content: false,
+            guild_id,
+            verbatim: false,
+            guild_create: false,
+        }
+    }
+
     /// The payload as a session without the MESSAGE_CONTENT intent sees it.
     pub fn without_content(&self) -> Value {
         let mut d = self.d.clone();
@@ -161,10 +190,8 @@ pub fn message_create(
     });
     guild.remember_message(id, channel_id);
     Resolved {
-        t: "MESSAGE_CREATE".to_owned(),
-        d,
-        intent: intents::GUILD_MESSAGES,
         has_content: author_id != guild.bot().id,
+        ..Resolved::new("MESSAGE_CREATE", d, intents::GUILD_MESSAGES, Some(guild.id))
     }
 }
 
@@ -177,9 +204,9 @@ pub fn reaction_add(
     emoji: &str,
 ) -> Resolved {
     let (user, joined) = guild.user_or_stand_in(user_id);
-    Resolved {
-        t: "MESSAGE_REACTION_ADD".to_owned(),
-        d: json!({
+    Resolved::new(
+        "MESSAGE_REACTION_ADD",
+        json!({
             "user_id": user_id.to_string(),
             "channel_id": channel_id.to_string(),
             "message_id": message_id.to_string(),
@@ -189,26 +216,26 @@ pub fn reaction_add(
             "burst": false,
             "type": 0,
         }),
-        intent: intents::GUILD_MESSAGE_REACTIONS,
-        has_content: false,
-    }
+        intents::GUILD_MESSAGE_REACTIONS,
+        Some(guild.id),
+    )
 }
 
 /// A TYPING_START dispatch.
 pub fn typing_start(guild: &GuildState, channel_id: u64, user_id: u64) -> Resolved {
     let (user, joined) = guild.user_or_stand_in(user_id);
-    Resolved {
-        t: "TYPING_START".to_owned(),
-        d: json!({
+    Resolved::new(
+        "TYPING_START",
+        json!({
             "channel_id": channel_id.to_string(),
             "guild_id": guild.id.to_string(),
             "user_id": user_id.to_string(),
             "timestamp": unix_micros() / 1_000_000,
             "member": payloads::member(&user, joined, true),
         }),
-        intent: intents::GUILD_MESSAGE_TYPING,
-        has_content: false,
-    }
+        intents::GUILD_MESSAGE_TYPING,
+        Some(guild.id),
+    )
 }
 
 /// `user_id`'s VOICE_STATE_UPDATE after joining `channel_id` (or leaving, with `None`), updating
@@ -223,9 +250,9 @@ pub fn user_voice_state(
     let (user, joined) = guild.user_or_stand_in(user_id);
     guild.ensure_member(user.clone());
     let session_id = guild.set_voice(user_id, channel_id, self_mute, self_deaf);
-    Resolved {
-        t: "VOICE_STATE_UPDATE".to_owned(),
-        d: payloads::voice_state(&VoiceStateArgs {
+    Resolved::new(
+        "VOICE_STATE_UPDATE",
+        payloads::voice_state(&VoiceStateArgs {
             guild_id: guild.id,
             channel_id,
             user: &user,
@@ -235,9 +262,9 @@ pub fn user_voice_state(
             self_deaf,
             with_member: true,
         }),
-        intent: intents::GUILD_VOICE_STATES,
-        has_content: false,
-    }
+        intents::GUILD_VOICE_STATES,
+        Some(guild.id),
+    )
 }
 
 /// The VOICE_SERVER_UPDATE Discord sends the bot after its op 4 put it in a voice channel:
@@ -245,16 +272,39 @@ pub fn user_voice_state(
 /// `session_id` from its VOICE_STATE_UPDATE), so whoever holds it can speak as the bot.
 pub fn voice_server_update(guild_id: u64) -> Resolved {
     let token: u64 = rand::random();
-    Resolved {
-        t: "VOICE_SERVER_UPDATE".to_owned(),
-        d: json!({
+    Resolved::new(
+        "VOICE_SERVER_UPDATE",
+        json!({
             "token": format!("{token:016x}"),
             "guild_id": guild_id.to_string(),
             "endpoint": "sim-voice.invalid:443",
         }),
         // Sent whatever the intents, as Discord does.
-        intent: 0,
-        has_content: false,
+        0,
+        Some(guild_id),
+    )
+}
+
+/// GUILD_DELETE `{id}` (the bot left or was removed) or `{id, unavailable: true}` (outage).
+pub fn guild_delete(guild_id: u64, unavailable: bool) -> Resolved {
+    let d = if unavailable {
+        json!({"id": guild_id.to_string(), "unavailable": true})
+    } else {
+        json!({"id": guild_id.to_string()})
+    };
+    Resolved {
+        verbatim: true,
+        ..Resolved::new("GUILD_DELETE", d, intents::GUILDS, Some(guild_id))
+    }
+}
+
+/// GUILD_CREATE for a guild the bot joined or that became available again (each session gets
+/// it shaped by its intents).
+pub fn guild_create(guild_id: u64) -> Resolved {
+    Resolved {
+        verbatim: true,
+        guild_create: true,
+        ..Resolved::new("GUILD_CREATE", Value::Null, intents::GUILDS, Some(guild_id))
     }
 }
 
@@ -272,16 +322,16 @@ impl SimEvent {
                 message_id,
             } => {
                 guild.forget_message(message_id);
-                Resolved {
-                    t: "MESSAGE_DELETE".to_owned(),
-                    d: json!({
+                Resolved::new(
+                    "MESSAGE_DELETE",
+                    json!({
                         "id": message_id.to_string(),
                         "channel_id": channel_id.to_string(),
                         "guild_id": guild.id.to_string(),
                     }),
-                    intent: intents::GUILD_MESSAGES,
-                    has_content: false,
-                }
+                    intents::GUILD_MESSAGES,
+                    Some(guild.id),
+                )
             }
             SimEvent::MessageReactionAdd {
                 channel_id,
@@ -322,23 +372,86 @@ impl SimEvent {
                 let user = guild
                     .remove_member(user_id)
                     .unwrap_or_else(|| guild.user_or_stand_in(user_id).0);
-                Resolved {
-                    t: "GUILD_MEMBER_REMOVE".to_owned(),
-                    d: json!({
+                Resolved::new(
+                    "GUILD_MEMBER_REMOVE",
+                    json!({
                         "guild_id": guild.id.to_string(),
                         "user": payloads::user(&user),
                     }),
-                    intent: intents::GUILD_MEMBERS,
-                    has_content: false,
-                }
+                    intents::GUILD_MEMBERS,
+                    Some(guild.id),
+                )
             }
-            SimEvent::Raw { t, d, intent } => Resolved {
-                t,
-                d,
-                intent,
-                has_content: false,
-            },
+            SimEvent::Raw { t, d, intent } => raw(t, d, intent),
         }
+    }
+
+    /// The event name it becomes.
+    pub fn name(&self) -> &str {
+        match self {
+            SimEvent::MessageCreate { .. } => "MESSAGE_CREATE",
+            SimEvent::MessageDelete { .. } => "MESSAGE_DELETE",
+            SimEvent::MessageReactionAdd { .. } => "MESSAGE_REACTION_ADD",
+            SimEvent::TypingStart { .. } => "TYPING_START",
+            SimEvent::VoiceJoin { .. }
+            | SimEvent::VoiceLeave { .. }
+            | SimEvent::VoiceMove { .. }
+            | SimEvent::VoiceUpdate { .. } => "VOICE_STATE_UPDATE",
+            SimEvent::GuildMemberRemove { .. } => "GUILD_MEMBER_REMOVE",
+            SimEvent::Raw { t, .. } => t,
+        }
+    }
+
+    /// The channel it happens in, if it names one.
+    pub fn channel(&self) -> Option<u64> {
+        match self {
+            SimEvent::MessageCreate { channel_id, .. }
+            | SimEvent::MessageDelete { channel_id, .. }
+            | SimEvent::MessageReactionAdd { channel_id, .. }
+            | SimEvent::TypingStart { channel_id, .. }
+            | SimEvent::VoiceJoin { channel_id, .. }
+            | SimEvent::VoiceMove { channel_id, .. } => Some(*channel_id),
+            _ => None,
+        }
+    }
+
+    /// Which guild of `guilds` it happens in (see the module docs); `None`: nowhere (a guild the
+    /// bot is not in, or the bot is in no guild).
+    pub fn pick_guild(&self, guilds: &Guilds, given: Option<u64>) -> Option<usize> {
+        if let Some(id) = given {
+            return guilds.index_of(id);
+        }
+        if let Some(channel) = self.channel() {
+            return match guilds.channel_owner(channel) {
+                ChannelOwner::Current(i) => Some(i),
+                ChannelOwner::Left => None,
+                ChannelOwner::Unknown => (!guilds.list().is_empty()).then_some(0),
+            };
+        }
+        let list = guilds.list();
+        let found = match self {
+            SimEvent::VoiceLeave { user_id } | SimEvent::VoiceUpdate { user_id, .. } => {
+                list.iter().position(|g| g.voice_of(*user_id).is_some())
+            }
+            SimEvent::GuildMemberRemove { user_id } => {
+                list.iter().position(|g| g.member(*user_id).is_some())
+            }
+            _ => None,
+        };
+        found.or((!list.is_empty()).then_some(0))
+    }
+}
+
+/// A raw dispatch, routed by its `d.guild_id` (string or number) if it has one.
+pub fn raw(t: String, d: Value, intent: u64) -> Resolved {
+    let guild_id = match d.get("guild_id") {
+        Some(Value::String(s)) => s.parse().ok(),
+        Some(v) => v.as_u64(),
+        None => None,
+    };
+    Resolved {
+        verbatim: true,
+        ..Resolved::new(&t, d, intent, guild_id)
     }
 }
 
@@ -365,7 +478,7 @@ mod tests {
     #[test]
     fn voice_events_update_the_guild() {
         let cfg = SimConfig::default();
-        let mut g = GuildState::new(&cfg.guild, &cfg.bot_user);
+        let mut g = GuildState::new(cfg.guild(), &cfg.bot_user);
         let ids = Snowflakes::default();
         let r = SimEvent::VoiceJoin {
             user_id: demo::CAROL,

@@ -1,8 +1,12 @@
 //! Fault injection: the ways Discord misbehaves (or tells a client to go away), on demand.
 //!
 //! Connection faults (op 7, op 9, close, TCP drop, op 1) hit every live connection at once;
-//! switches (stop ACKs, refuse RESUME, slow REST, token revoked) stay until switched off; a 429
-//! storm answers the next N REST calls with 429.
+//! switches (stop ACKs, refuse RESUME, slow REST, token revoked, close before READY) stay until
+//! switched off; a 429 storm answers the next N REST calls with 429.
+//!
+//! [`Fault::OnShard`] aims a connection fault, stop ACKs or close-before-READY at the
+//! connections of one shard id (whatever their `num_shards`); in JSON that is the same object
+//! with a `"shard"` field.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -44,9 +48,12 @@ impl RateLimitScope {
 /// `{"kind":"stop_acks","on":true}`, `{"kind":"refuse_resume","on":true}`,
 /// `{"kind":"slow_rest","delay_ms":500}`,
 /// `{"kind":"rate_limit_storm","count":3,"scope":"user","retry_after_ms":1000}` (the last field
-/// optional), `{"kind":"revoke_token","on":true}`, `{"kind":"refuse_gateway","on":true}`.
+/// optional), `{"kind":"revoke_token","on":true}`, `{"kind":"refuse_gateway","on":true}`,
+/// `{"kind":"close_before_ready","code":4000}` (`"code":null` turns it off). Any of the
+/// connection faults, `stop_acks` and `close_before_ready` take `"shard": N` to hit only shard N
+/// ([`Fault::OnShard`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(from = "FaultJson", into = "FaultJson")]
+#[serde(try_from = "FaultWire", into = "FaultWire")]
 pub enum Fault {
     /// Send op 7 Reconnect on every connection.
     Reconnect,
@@ -92,6 +99,83 @@ pub enum Fault {
     /// Refuse (true) or accept again (false) new gateway connections (HTTP 503 on the upgrade):
     /// with `Close`/`DropTcp` first, the gateway is down for as long as the switch is on.
     RefuseGateway(bool),
+    /// `Some(code)`: every IDENTIFY (past validation, pacing and the session-start budget, so it
+    /// uses a session start) is answered by closing with `code` before READY; `None`: off.
+    CloseBeforeReady(Option<u16>),
+    /// `fault` only on connections serving a session of shard id `shard`: `Reconnect`,
+    /// `InvalidSession`, `Close`, `DropTcp`, `RequestHeartbeat`, `StopAcks`,
+    /// `CloseBeforeReady` (others are refused).
+    OnShard {
+        /// Shard id (`shard[0]` of IDENTIFY).
+        shard: u64,
+        /// The fault.
+        fault: Box<Fault>,
+    },
+}
+
+/// [`FaultJson`] with the optional shard filter.
+#[derive(Clone, Serialize, Deserialize)]
+struct FaultWire {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    shard: Option<u64>,
+    #[serde(flatten)]
+    fault: FaultJson,
+}
+
+impl TryFrom<FaultWire> for Fault {
+    type Error = String;
+
+    fn try_from(w: FaultWire) -> Result<Self, String> {
+        let fault = Fault::from(w.fault);
+        match w.shard {
+            None => Ok(fault),
+            Some(shard) if fault.shardable() => Ok(Fault::OnShard {
+                shard,
+                fault: Box::new(fault),
+            }),
+            Some(_) => Err(format!("{fault:?} cannot be aimed at one shard")),
+        }
+    }
+}
+
+impl From<Fault> for FaultWire {
+    fn from(f: Fault) -> Self {
+        match f {
+            Fault::OnShard { shard, fault } => {
+                let mut w = FaultWire::from(*fault);
+                w.shard = Some(shard);
+                w
+            }
+            other => FaultWire {
+                shard: None,
+                fault: FaultJson::from(other),
+            },
+        }
+    }
+}
+
+impl Fault {
+    /// Whether [`Fault::OnShard`] can carry it.
+    pub fn shardable(&self) -> bool {
+        matches!(
+            self,
+            Fault::Reconnect
+                | Fault::InvalidSession { .. }
+                | Fault::Close { .. }
+                | Fault::DropTcp
+                | Fault::RequestHeartbeat
+                | Fault::StopAcks(_)
+                | Fault::CloseBeforeReady(_)
+        )
+    }
+
+    /// `self` on shard id `shard` only.
+    pub fn on_shard(self, shard: u64) -> Fault {
+        Fault::OnShard {
+            shard,
+            fault: Box::new(self),
+        }
+    }
 }
 
 /// The JSON shape of [`Fault`] (every variant a struct, so the `kind` tag works).
@@ -128,6 +212,10 @@ enum FaultJson {
     RefuseGateway {
         on: bool,
     },
+    CloseBeforeReady {
+        #[serde(default)]
+        code: Option<u16>,
+    },
 }
 
 impl From<FaultJson> for Fault {
@@ -157,6 +245,7 @@ impl From<FaultJson> for Fault {
             },
             FaultJson::RevokeToken { on } => Fault::RevokeToken(on),
             FaultJson::RefuseGateway { on } => Fault::RefuseGateway(on),
+            FaultJson::CloseBeforeReady { code } => Fault::CloseBeforeReady(code),
         }
     }
 }
@@ -190,22 +279,44 @@ impl From<Fault> for FaultJson {
             },
             Fault::RevokeToken(on) => FaultJson::RevokeToken { on },
             Fault::RefuseGateway(on) => FaultJson::RefuseGateway { on },
+            Fault::CloseBeforeReady(code) => FaultJson::CloseBeforeReady { code },
+            // Flattened by `FaultWire::from` before it gets here.
+            Fault::OnShard { fault, .. } => FaultJson::from(*fault),
         }
     }
 }
 
-/// Applies a fault; returns how many connections it reached (0 for switches).
-pub fn apply(state: &SimState, fault: Fault) -> usize {
+/// Applies a fault; returns how many connections it reached (0 for switches), or why it can't
+/// be applied (a fault [`Fault::OnShard`] can't carry).
+pub fn apply(state: &SimState, fault: Fault) -> Result<usize, String> {
     tracing::info!(?fault, "injecting fault");
-    let f = &state.faults;
     match fault {
-        Fault::Reconnect => {
-            state.to_all_conns(|_| Some(Outbound::Raw(op_payload(7, &serde_json::Value::Null))))
+        Fault::OnShard { shard, fault } => {
+            if !fault.shardable() {
+                return Err(format!("{fault:?} cannot be aimed at one shard"));
+            }
+            Ok(apply_on(state, Some(shard), *fault))
         }
-        Fault::RequestHeartbeat => {
-            state.to_all_conns(|_| Some(Outbound::Raw(op_payload(1, &serde_json::Value::Null))))
+        other => Ok(apply_on(state, None, other)),
+    }
+}
+
+fn apply_on(state: &SimState, shard: Option<u64>, fault: Fault) -> usize {
+    let f = &state.faults;
+    let switch = |set: &dyn Fn(&mut crate::state::ShardSwitches)| {
+        if let Some(id) = shard {
+            set(lock(&f.shards).entry(id).or_default());
         }
-        Fault::InvalidSession { resumable } => state.to_all_conns(|c| {
+    };
+    match fault {
+        Fault::OnShard { .. } => 0,
+        Fault::Reconnect => state.to_conns(shard, |_| {
+            Some(Outbound::Raw(op_payload(7, &serde_json::Value::Null)))
+        }),
+        Fault::RequestHeartbeat => state.to_conns(shard, |_| {
+            Some(Outbound::Raw(op_payload(1, &serde_json::Value::Null)))
+        }),
+        Fault::InvalidSession { resumable } => state.to_conns(shard, |c| {
             if !resumable {
                 if let Some(s) = c.session.as_deref().and_then(|id| state.session(id)) {
                     lock(&s).end(Ended::Invalidated);
@@ -213,7 +324,7 @@ pub fn apply(state: &SimState, fault: Fault) -> usize {
             }
             Some(Outbound::Raw(op_payload(9, &json!(resumable))))
         }),
-        Fault::Close { code } => state.to_all_conns(|c| {
+        Fault::Close { code } => state.to_conns(shard, |c| {
             let code = CloseCode(code);
             if !code.session_survives() {
                 if let Some(s) = c.session.as_deref().and_then(|id| state.session(id)) {
@@ -227,9 +338,21 @@ pub fn apply(state: &SimState, fault: Fault) -> usize {
             }
             Some(Outbound::Close(code.0))
         }),
-        Fault::DropTcp => state.to_all_conns(|_| Some(Outbound::Drop)),
+        Fault::DropTcp => state.to_conns(shard, |_| Some(Outbound::Drop)),
+        Fault::StopAcks(on) if shard.is_some() => {
+            switch(&|s| s.stop_acks = on);
+            0
+        }
         Fault::StopAcks(on) => {
             f.stop_acks.store(on, Ordering::Relaxed);
+            0
+        }
+        Fault::CloseBeforeReady(code) if shard.is_some() => {
+            switch(&|s| s.close_before_ready = code);
+            0
+        }
+        Fault::CloseBeforeReady(code) => {
+            *lock(&f.close_before_ready) = code;
             0
         }
         Fault::RefuseResume(on) => {
@@ -308,6 +431,26 @@ mod tests {
                 },
             ),
             (r#"{"kind":"drop_tcp"}"#, Fault::DropTcp),
+            (
+                r#"{"kind":"close_before_ready","code":4000}"#,
+                Fault::CloseBeforeReady(Some(4000)),
+            ),
+            (
+                r#"{"kind":"close_before_ready"}"#,
+                Fault::CloseBeforeReady(None),
+            ),
+            (
+                r#"{"kind":"close","code":4000,"shard":2}"#,
+                Fault::Close { code: 4000 }.on_shard(2),
+            ),
+            (
+                r#"{"kind":"stop_acks","on":true,"shard":1}"#,
+                Fault::StopAcks(true).on_shard(1),
+            ),
+            (
+                r#"{"shard":0,"kind":"reconnect"}"#,
+                Fault::Reconnect.on_shard(0),
+            ),
         ];
         for (json, fault) in cases {
             let parsed: Fault = serde_json::from_str(json).unwrap();
@@ -316,5 +459,18 @@ mod tests {
                 serde_json::from_value(serde_json::to_value(&fault).unwrap()).unwrap();
             assert_eq!(back, fault);
         }
+        // The existing forms are unchanged: no `shard` key appears unless aimed.
+        assert_eq!(
+            serde_json::to_value(Fault::Close { code: 4000 }).unwrap(),
+            serde_json::json!({"kind": "close", "code": 4000})
+        );
+        assert_eq!(
+            serde_json::to_value(Fault::DropTcp.on_shard(3)).unwrap(),
+            serde_json::json!({"kind": "drop_tcp", "shard": 3})
+        );
+        assert!(
+            serde_json::from_str::<Fault>(r#"{"kind":"slow_rest","delay_ms":5,"shard":1}"#)
+                .is_err()
+        );
     }
 }

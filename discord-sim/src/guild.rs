@@ -1,7 +1,12 @@
-//! The guild as it is now: members, channels, who is in which voice channel, and which messages
-//! exist. Events change it (a VOICE_STATE_UPDATE moves someone, GUILD_MEMBER_REMOVE removes them),
-//! so a client that identifies later gets a GUILD_CREATE that agrees with the events before it,
-//! and REST can answer "Unknown Message" for reactions to messages that never existed.
+//! The guilds as they are now: for each, members, channels, who is in which voice channel, and
+//! which messages exist. Events change them (a VOICE_STATE_UPDATE moves someone,
+//! GUILD_MEMBER_REMOVE removes them), so a client that identifies later gets GUILD_CREATEs that
+//! agree with the events before them, and REST can answer "Unknown Message" for reactions to
+//! messages that never existed.
+//!
+//! [`Guilds`] is the bot's membership: the guilds it is in (some may be unavailable during an
+//! outage) and the ones it left (kept, so REST can tell "Missing Access" from "Unknown Channel"
+//! and a rejoin gets the old state back).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -27,11 +32,14 @@ pub struct VoiceEntry {
     pub session_id: String,
 }
 
-/// Mutable state of the one guild.
+/// Mutable state of one guild.
 #[derive(Debug)]
 pub struct GuildState {
     /// Guild id.
     pub id: u64,
+    /// In an outage: Discord sends nothing for it, and sessions that identify get a
+    /// GUILD_DELETE `{id, unavailable: true}` instead of its GUILD_CREATE.
+    pub unavailable: bool,
     name: String,
     owner_id: u64,
     channels: Vec<ChannelSeed>,
@@ -69,6 +77,7 @@ impl GuildState {
             .collect();
         Self {
             id: seed.id,
+            unavailable: false,
             name: seed.name.clone(),
             owner_id: seed.owner_id,
             channels: seed.channels.clone(),
@@ -79,6 +88,16 @@ impl GuildState {
             bot: bot.clone(),
             created_us: now,
         }
+    }
+
+    /// The guild's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// All channels.
+    pub fn channels(&self) -> &[ChannelSeed] {
+        &self.channels
     }
 
     /// The bot user.
@@ -214,6 +233,28 @@ impl GuildState {
         self.messages.get(&id).map(|c| (id, *c))
     }
 
+    /// The GUILD_CREATE payload as a session with `intents` gets it: without GUILD_MEMBERS only
+    /// the bot and members in voice are listed, without GUILD_VOICE_STATES no voice states.
+    pub fn guild_create_for(&self, intents: u64) -> Value {
+        let mut guild = self.guild_create();
+        if intents & crate::gateway::intents::GUILD_MEMBERS == 0 {
+            let bot = self.bot.id;
+            if let Some(Value::Array(ms)) = guild.get_mut("members") {
+                ms.retain(|m| {
+                    let id = m["user"]["id"]
+                        .as_str()
+                        .and_then(|s| s.parse::<u64>().ok())
+                        .unwrap_or(0);
+                    id == bot || self.voice.contains_key(&id)
+                });
+            }
+        }
+        if intents & crate::gateway::intents::GUILD_VOICE_STATES == 0 {
+            guild["voice_states"] = json!([]);
+        }
+        guild
+    }
+
     /// The GUILD_CREATE payload: the whole guild with channels, members and voice states.
     pub fn guild_create(&self) -> Value {
         let channels: Vec<Value> = self
@@ -301,5 +342,145 @@ impl GuildState {
             "guild_scheduled_events": [],
             "soundboard_sounds": [],
         })
+    }
+}
+
+/// Whether a channel id is one of the bot's guilds', one of a guild it left, or unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelOwner {
+    /// In a guild the bot is in (index into [`Guilds::list`]).
+    Current(usize),
+    /// In a guild the bot left: Discord answers "Missing Access".
+    Left,
+    /// No guild the sim knows has it.
+    Unknown,
+}
+
+/// The guilds the bot is in, and the ones it left.
+#[derive(Debug)]
+pub struct Guilds {
+    list: Vec<GuildState>,
+    left: Vec<GuildState>,
+    bot: UserSeed,
+}
+
+impl Guilds {
+    /// The seeded guilds, with the bot as a member of each.
+    pub fn new(seeds: &[GuildSeed], bot: &UserSeed) -> Self {
+        let mut list: Vec<GuildState> = Vec::with_capacity(seeds.len());
+        for seed in seeds {
+            if list.iter().any(|g| g.id == seed.id) {
+                tracing::warn!(guild_id = seed.id, "duplicate guild seed ignored");
+                continue;
+            }
+            list.push(GuildState::new(seed, bot));
+        }
+        Self {
+            list,
+            left: Vec::new(),
+            bot: bot.clone(),
+        }
+    }
+
+    /// The bot user.
+    pub fn bot(&self) -> &UserSeed {
+        &self.bot
+    }
+
+    /// Guilds the bot is in, in join order.
+    pub fn list(&self) -> &[GuildState] {
+        &self.list
+    }
+
+    /// Guilds the bot is in, mutable.
+    pub fn list_mut(&mut self) -> &mut [GuildState] {
+        &mut self.list
+    }
+
+    /// Guilds the bot left (most recent last).
+    pub fn left(&self) -> &[GuildState] {
+        &self.left
+    }
+
+    /// The first guild, if the bot is in any.
+    pub fn first(&self) -> Option<&GuildState> {
+        self.list.first()
+    }
+
+    /// A guild the bot is in.
+    pub fn get(&self, id: u64) -> Option<&GuildState> {
+        self.list.iter().find(|g| g.id == id)
+    }
+
+    /// A guild the bot is in, mutable.
+    pub fn get_mut(&mut self, id: u64) -> Option<&mut GuildState> {
+        self.list.iter_mut().find(|g| g.id == id)
+    }
+
+    /// Index of a guild the bot is in.
+    pub fn index_of(&self, id: u64) -> Option<usize> {
+        self.list.iter().position(|g| g.id == id)
+    }
+
+    /// Who has `channel_id`.
+    pub fn channel_owner(&self, channel_id: u64) -> ChannelOwner {
+        if let Some(i) = self
+            .list
+            .iter()
+            .position(|g| g.channel(channel_id).is_some())
+        {
+            ChannelOwner::Current(i)
+        } else if self.left.iter().any(|g| g.channel(channel_id).is_some()) {
+            ChannelOwner::Left
+        } else {
+            ChannelOwner::Unknown
+        }
+    }
+
+    /// The guild (the bot is in) that has `channel_id`, mutable.
+    pub fn by_channel_mut(&mut self, channel_id: u64) -> Option<&mut GuildState> {
+        self.list
+            .iter_mut()
+            .find(|g| g.channel(channel_id).is_some())
+    }
+
+    /// Whether dispatches for `guild_id` are sent now (the bot is in it and it is available).
+    pub fn is_live(&self, guild_id: u64) -> bool {
+        self.get(guild_id).is_some_and(|g| !g.unavailable)
+    }
+
+    /// Guilds (available or not) on shard `shard` of `num_shards`.
+    pub fn on_shard(&self, shard: u64, num_shards: u64) -> impl Iterator<Item = &GuildState> {
+        self.list
+            .iter()
+            .filter(move |g| crate::config::shard_of(g.id, num_shards) == shard)
+    }
+
+    /// The bot joins a guild: one it left before comes back as it was, a new one from `seed`.
+    /// `None` if the bot is already in it.
+    pub fn join(&mut self, seed: &GuildSeed) -> Option<&GuildState> {
+        if self.get(seed.id).is_some() {
+            return None;
+        }
+        let mut g = match self.left.iter().position(|g| g.id == seed.id) {
+            Some(i) => self.left.remove(i),
+            None => GuildState::new(seed, &self.bot),
+        };
+        g.unavailable = false;
+        self.list.push(g);
+        self.list.last()
+    }
+
+    /// The bot leaves (or is removed from) a guild; `false` if it wasn't in it.
+    pub fn leave(&mut self, id: u64) -> bool {
+        match self.index_of(id) {
+            Some(i) => {
+                let g = self.list.remove(i);
+                self.left.retain(|l| l.id != id);
+                self.left.push(g);
+                true
+            }
+            None => false,
+        }
     }
 }

@@ -6,7 +6,8 @@
 //! ## Layout tour
 //!
 //! - [`Sim`] (this file): start/stop an instance (port 0 works) and the library API tests use.
-//! - `config.rs`: [`SimConfig`], the seeded guild ([`GuildSeed`]) and limits.
+//! - `config.rs`: [`SimConfig`], the seeded guilds ([`GuildSeed`]), sharding and limits;
+//!   [`guild_id_on_shard`] makes a guild id for shard k of n.
 //! - `gateway/`: the websocket gateway.
 //!   - `connection.rs`: one connection's task: HELLO, heartbeats, IDENTIFY, RESUME, close codes.
 //!   - `session.rs`: sessions, `s` numbering, the replay backlog, the send stamp.
@@ -15,12 +16,15 @@
 //! - `rest/`: REST under `/api/v10`: `routes.rs` (endpoints), `ratelimit.rs` (buckets, global
 //!   limit, 429s), `errors.rs` (Discord's error bodies).
 //! - `events.rs`: [`SimEvent`], scripted events, and how they become dispatches.
-//! - `guild.rs`: the guild's current state (members, voice, messages); `payloads.rs`: Discord
-//!   objects as JSON.
-//! - `faults.rs`: [`Fault`] injection.
+//! - `guild.rs`: each guild's current state (members, voice, messages) and the bot's membership;
+//!   `payloads.rs`: Discord objects as JSON.
+//! - `membership.rs`: the bot joins or leaves a guild, a guild goes down and comes back
+//!   (GUILD_CREATE / GUILD_DELETE on the guild's shard).
+//! - `faults.rs`: [`Fault`] injection (also aimed at one shard).
 //! - `traffic.rs`: [`TrafficSpec`], rate + burst generation.
 //! - `scenario.rs`: the demo scenario.
-//! - `records.rs`: what was sent and received, counters ([`SimStats`]) and notices.
+//! - `records.rs`: what was sent and received, every IDENTIFY ([`IdentifyRecord`]), counters
+//!   ([`SimStats`]) and notices.
 //! - `control.rs`: the same operations over HTTP at `/_sim/...`.
 //! - `state.rs`: shared state and emission; `clock.rs`: time and snowflakes.
 //! - `main.rs`: the `discord-sim` binary.
@@ -54,6 +58,7 @@ pub mod events;
 pub mod faults;
 pub mod gateway;
 pub mod guild;
+pub mod membership;
 pub mod payloads;
 pub mod records;
 pub mod rest;
@@ -73,15 +78,17 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
 pub use config::{
-    ChannelKind, ChannelSeed, GuildSeed, RestLimits, RouteLimit, SimConfig, UserSeed,
-    VoiceStateSeed,
+    guild_id_on_shard, shard_of, ChannelKind, ChannelSeed, GuildSeed, RestLimits, RouteLimit,
+    SimConfig, UserSeed, VoiceStateSeed,
 };
 pub use events::SimEvent;
 pub use faults::{Fault, RateLimitScope};
+pub use membership::GuildInfo;
 pub use records::{
-    ConnectionRecord, EmittedDispatch, GatewayRecord, RestRecord, SimNotice, SimStats,
+    ConnectionRecord, EmittedDispatch, GatewayRecord, IdentifyRecord, RestRecord, SimNotice,
+    SimStats,
 };
-pub use traffic::{Burst, TrafficHandle, TrafficMix, TrafficReport, TrafficSpec};
+pub use traffic::{Burst, TrafficGuilds, TrafficHandle, TrafficMix, TrafficReport, TrafficSpec};
 
 use events::Resolved;
 use state::{lock, SimState};
@@ -115,7 +122,7 @@ pub(crate) fn session_infos(state: &SimState) -> Vec<SessionInfo> {
             let s = lock(s);
             SessionInfo {
                 session_id: s.id.to_string(),
-                seq: s.seq,
+                seq: s.seq(),
                 intents: s.intents,
                 shard: s.shard,
                 conn_id: s.conn.as_ref().map(|c| c.conn_id),
@@ -132,17 +139,31 @@ pub(crate) fn session_infos(state: &SimState) -> Vec<SessionInfo> {
     out
 }
 
-/// The record for an event no session got.
-pub(crate) fn synthetic_record(r: &Resolved) -> EmittedDispatch {
+/// The record for an event no session got (`r`: `None` when it happened in no guild; `d` is
+/// then `null`).
+pub(crate) fn synthetic_record(t: &str, r: Option<&Resolved>) -> EmittedDispatch {
     let now = clock::unix_micros();
-    let d = r.d.to_string();
-    let (frame, a, b) = gateway::session::dispatch_frame(&r.t, 0, &d, now);
+    let d = r.map_or_else(|| "null".to_owned(), |r| r.d.to_string());
+    let (frame, a, b) = gateway::session::dispatch_frame(t, 0, &d, now);
     EmittedDispatch {
         session_id: None,
         seq: None,
-        t: r.t.clone(),
+        t: t.to_owned(),
         d: frame[a..b].to_owned(),
         sent_us: now,
+    }
+}
+
+/// The records of an emission: per session, or one synthetic record when nobody got it.
+pub(crate) fn emission_records(
+    t: &str,
+    r: Option<&Resolved>,
+    entries: &[Arc<gateway::session::DispatchEntry>],
+) -> Vec<EmittedDispatch> {
+    if entries.is_empty() {
+        vec![synthetic_record(t, r)]
+    } else {
+        entries.iter().map(|e| e.to_record()).collect()
     }
 }
 
@@ -220,15 +241,12 @@ impl Sim {
         &self.state.config
     }
 
-    /// Emits an event to every session that should get it (by intents and shard), live or
-    /// waiting for a RESUME. Returns the dispatch as the first such session got it, or a record
-    /// with `session_id: None` when no session exists.
+    /// Emits an event in the guild it names (see [`events`]) to every session that should get
+    /// it (by intents and the guild's shard), live or waiting for a RESUME. Returns the dispatch
+    /// as the first such session got it, or a record with `session_id: None` when no session
+    /// got it (`d` is `null` when it happened in no guild: one the bot left, or none at all).
     pub async fn emit(&self, event: SimEvent) -> EmittedDispatch {
-        let (resolved, entries) = self.state.emit(event);
-        entries
-            .first()
-            .map(|e| e.to_record())
-            .unwrap_or_else(|| synthetic_record(&resolved))
+        self.emit_in_guild(event, None).swap_remove(0)
     }
 
     /// Like [`Sim::emit`], returning the dispatch for every session.
@@ -237,14 +255,66 @@ impl Sim {
         entries.iter().map(|e| e.to_record()).collect()
     }
 
+    /// Like [`Sim::emit_all`], in guild `guild_id` (for events that name only a user, e.g.
+    /// `VoiceLeave`, `GuildMemberRemove`; or to force one). Never empty: a synthetic record
+    /// when no session got it.
+    pub async fn emit_in(&self, event: SimEvent, guild_id: u64) -> Vec<EmittedDispatch> {
+        self.emit_in_guild(event, Some(guild_id))
+    }
+
+    fn emit_in_guild(&self, event: SimEvent, guild_id: Option<u64>) -> Vec<EmittedDispatch> {
+        let t = event.name().to_owned();
+        let (resolved, entries) = self.state.emit_in(event, guild_id);
+        emission_records(&t, resolved.as_ref(), &entries)
+    }
+
+    /// The bot joins a guild (GUILD_CREATE on its shard; a guild it left before comes back as
+    /// it was). Returns how many sessions got the GUILD_CREATE, `None` if already a member.
+    pub async fn join_guild(&self, seed: GuildSeed) -> Option<usize> {
+        membership::join(&self.state, &seed)
+    }
+
+    /// The bot leaves a guild (GUILD_DELETE `{id}` on its shard; nothing is sent for it after).
+    /// Returns how many sessions got it, `None` if not a member.
+    pub async fn leave_guild(&self, guild_id: u64) -> Option<usize> {
+        membership::leave(&self.state, guild_id)
+    }
+
+    /// A guild outage starts (GUILD_DELETE `{id, unavailable: true}`; nothing is sent for it
+    /// until [`Sim::guild_recover`]). `None` if not a member or already down.
+    pub async fn guild_outage(&self, guild_id: u64) -> Option<usize> {
+        membership::set_outage(&self.state, guild_id, true)
+    }
+
+    /// A guild outage ends (GUILD_CREATE). `None` if not a member or not down.
+    pub async fn guild_recover(&self, guild_id: u64) -> Option<usize> {
+        membership::set_outage(&self.state, guild_id, false)
+    }
+
+    /// The guilds the bot is in (first, in join order) and has left.
+    pub fn guilds(&self) -> Vec<GuildInfo> {
+        membership::infos(&self.state)
+    }
+
+    /// Every IDENTIFY received, in order, with time, connection, shard and outcome.
+    pub fn identify_log(&self) -> Vec<IdentifyRecord> {
+        self.state.records.identify_list()
+    }
+
     /// Starts generated traffic; await the handle for the report.
     pub fn traffic(&self, spec: TrafficSpec) -> TrafficHandle {
         traffic::start(self.state.clone(), spec)
     }
 
-    /// Injects a fault; returns once it is queued on every live connection.
+    /// Injects a fault; returns once it is queued on every live connection it aims at.
+    ///
+    /// # Panics
+    ///
+    /// On a [`Fault::OnShard`] carrying a fault that can't be aimed at one shard (a test bug).
     pub async fn fault(&self, fault: Fault) {
-        faults::apply(&self.state, fault);
+        if let Err(e) = faults::apply(&self.state, fault) {
+            panic!("discord-sim: {e}");
+        }
     }
 
     /// Starts the demo scenario (runs until shutdown or until the handle is aborted).

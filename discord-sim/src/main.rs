@@ -1,5 +1,5 @@
 //! The `discord-sim` binary: serves the simulator on `--listen` until Ctrl-C, optionally running
-//! the demo scenario.
+//! the demo scenario (three guilds unless `--guilds` says otherwise).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -9,7 +9,8 @@ use discord_sim::{Sim, SimConfig};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Scenario {
-    /// Users chatting, reacting, typing, joining/leaving/moving voice, dropping out.
+    /// Users chatting, reacting, typing, joining/leaving/moving voice, dropping out, in every
+    /// guild (three unless `--guilds` is given).
     Demo,
     /// Nothing happens unless asked through the control API.
     None,
@@ -40,6 +41,20 @@ struct Args {
     /// Privileged intents the application may use (bitfield; default all three).
     #[arg(long)]
     privileged_intents: Option<u64>,
+    /// Guilds the bot is in: the demo guild, then distinct generated ones (default 1, or 3 with
+    /// `--scenario demo`).
+    #[arg(long)]
+    guilds: Option<usize>,
+    /// `shards` recommended by `GET /gateway/bot`.
+    #[arg(long, default_value_t = 1)]
+    shards: u32,
+    /// `session_start_limit.max_concurrency`: IDENTIFYs allowed per 5 s, one per bucket
+    /// `shard_id % max_concurrency`.
+    #[arg(long, default_value_t = 1)]
+    max_concurrency: u32,
+    /// Accept REST calls without a `DiscordBot (url, version)` User-Agent.
+    #[arg(long)]
+    allow_any_user_agent: bool,
 }
 
 #[tokio::main]
@@ -53,12 +68,22 @@ async fn main() {
         )
         .init();
     let args = Args::parse();
+    let guilds = args
+        .guilds
+        .unwrap_or(if matches!(args.scenario, Scenario::Demo) {
+            3
+        } else {
+            1
+        });
     let mut config = SimConfig {
+        recommended_shards: args.shards.max(1),
+        max_concurrency: args.max_concurrency.max(1),
+        require_user_agent: !args.allow_any_user_agent,
         token: args.token,
         heartbeat_interval: Duration::from_millis(args.heartbeat_interval_ms),
         resume_window: Duration::from_secs(args.resume_window_secs),
         split_zlib_frames: args.split_zlib_frames,
-        ..SimConfig::default()
+        ..SimConfig::with_guilds(guilds)
     };
     if let Some(p) = args.privileged_intents {
         config.privileged_intents_allowed = p;

@@ -1,5 +1,5 @@
 //! Everything the simulator saw and did, kept for tests to read back: gateway payloads clients
-//! sent, REST calls, dispatches emitted, connections; plus live counters (a `watch`, so tests can
+//! sent, REST calls, dispatches emitted, connections, IDENTIFYs (with shard and outcome); plus live counters (a `watch`, so tests can
 //! await "two identifies happened" without sleeping) and a broadcast of notable moments.
 
 use std::collections::VecDeque;
@@ -40,6 +40,8 @@ pub struct RestRecord {
     pub authorization: Option<String>,
     /// The W3C `traceparent` header.
     pub traceparent: Option<String>,
+    /// The `User-Agent` header.
+    pub user_agent: Option<String>,
     /// Request body (lossily decoded).
     pub body: String,
     /// When it arrived (unix micros).
@@ -85,6 +87,32 @@ pub struct ConnectionRecord {
     pub closed_by_client: bool,
     /// Session it identified or resumed.
     pub session_id: Option<String>,
+    /// The handshake's `User-Agent` header (recorded, never required).
+    pub user_agent: Option<String>,
+}
+
+/// One IDENTIFY the gateway received, and what became of it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct IdentifyRecord {
+    /// When it arrived (unix micros).
+    pub at_us: u64,
+    /// Connection it came on.
+    pub conn_id: u64,
+    /// `shard[0]` (0 when absent; as sent when invalid, 0 when unreadable).
+    pub shard: u64,
+    /// `shard[1]` (1 when absent).
+    pub num_shards: u64,
+    /// Whether IDENTIFY carried `shard` at all.
+    pub shard_sent: bool,
+    /// Its identify bucket, `shard % max_concurrency`.
+    pub bucket: u64,
+    /// `ready`, `rate_limited` (op 9: its bucket identified less than `identify_window` ago),
+    /// `closed_before_ready` (the fault), `invalid_shard` (4010), `sharding_required` (4011),
+    /// `session_starts_exhausted` / `authentication_failed` (4004), `invalid_intents` (4013),
+    /// `disallowed_intents` (4014), `already_authenticated` (4005), `decode_error` (4002).
+    pub outcome: String,
+    /// The session it started (`ready` only).
+    pub session_id: Option<String>,
 }
 
 /// Counters; read with `Sim::stats`, awaited with `Sim::wait_for`.
@@ -122,6 +150,16 @@ pub struct SimStats {
     pub member_requests: u64,
     /// Op 8 requests answered with a `RATE_LIMITED` dispatch.
     pub member_requests_rate_limited: u64,
+    /// IDENTIFY payloads received (whatever became of them).
+    pub identify_attempts: u64,
+    /// IDENTIFYs over the `max_concurrency` pacing (answered with op 9 `false`).
+    pub identifies_rate_limited: u64,
+    /// IDENTIFYs closed before READY by the `close_before_ready` fault.
+    pub identifies_closed_before_ready: u64,
+    /// REST calls refused for a missing or malformed `User-Agent`.
+    pub rest_bad_user_agent: u64,
+    /// Op 4 / op 8 for a guild of another shard (ignored, as Discord does).
+    pub commands_wrong_shard: u64,
 }
 
 /// Notable moments, broadcast as they happen.
@@ -179,6 +217,7 @@ pub struct Records {
     rest: Mutex<VecDeque<RestRecord>>,
     emitted: Mutex<VecDeque<Arc<DispatchEntry>>>,
     connections: Mutex<VecDeque<ConnectionRecord>>,
+    identifies: Mutex<VecDeque<IdentifyRecord>>,
     /// Counters.
     pub stats: watch::Sender<SimStats>,
     /// Notices.
@@ -213,6 +252,7 @@ impl Records {
             rest: Mutex::default(),
             emitted: Mutex::default(),
             connections: Mutex::default(),
+            identifies: Mutex::default(),
             stats: watch::Sender::new(SimStats::default()),
             notices: broadcast::Sender::new(4096),
         }
@@ -271,6 +311,17 @@ impl Records {
         self.notice(notice);
     }
 
+    /// Records an IDENTIFY (kept even with `record_limit` 0, like connections).
+    pub fn identify(&self, r: IdentifyRecord) {
+        push_bounded(&self.identifies, self.limit.max(10_000), r);
+        self.count(|s| s.identify_attempts += 1);
+    }
+
+    /// IDENTIFYs so far.
+    pub fn identify_list(&self) -> Vec<IdentifyRecord> {
+        snapshot(&self.identifies)
+    }
+
     /// Updates a connection record.
     pub fn connection_update(&self, conn_id: u64, f: impl FnOnce(&mut ConnectionRecord)) {
         let mut q = self.connections.lock().unwrap_or_else(|e| e.into_inner());
@@ -308,6 +359,10 @@ impl Records {
             .clear();
         self.rest.lock().unwrap_or_else(|e| e.into_inner()).clear();
         self.emitted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        self.identifies
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();

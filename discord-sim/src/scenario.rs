@@ -1,6 +1,7 @@
 //! The demo scenario: a handful of users chatting, reacting, typing, joining, leaving and moving
 //! between voice channels, and now and then dropping out of voice (some come back within the
-//! grace period, some don't). It gives the demo (no Discord account) something to show.
+//! grace period, some don't), in every guild the bot is in (each step picks one). It gives the
+//! demo (no Discord account) something to show; the binary runs it with three guilds.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,8 +45,12 @@ pub fn demo(state: Arc<SimState>) -> JoinHandle<()> {
 
 /// One random action.
 fn step(state: &Arc<SimState>) {
-    let (humans, texts, voices, in_voice, recent) = {
-        let g = lock(&state.guild);
+    let (guild_id, humans, texts, voices, in_voice, recent) = {
+        let guilds = lock(&state.guilds);
+        let live: Vec<_> = guilds.list().iter().filter(|g| !g.unavailable).collect();
+        let Some(g) = live.choose(&mut rand::thread_rng()).copied() else {
+            return;
+        };
         let bot = g.bot().id;
         let humans: Vec<u64> = g
             .members()
@@ -55,6 +60,7 @@ fn step(state: &Arc<SimState>) {
             .collect();
         let in_voice: Vec<(u64, u64)> = g.voice_states().map(|(u, v)| (*u, v.channel_id)).collect();
         (
+            g.id,
             humans,
             g.channels_of(ChannelKind::Text),
             g.channels_of(ChannelKind::Voice),
@@ -113,10 +119,13 @@ fn step(state: &Arc<SimState>) {
                         let st = state.clone();
                         tokio::spawn(async move {
                             tokio::time::sleep(after).await;
-                            st.emit(SimEvent::VoiceJoin {
-                                user_id: user,
-                                channel_id: channel,
-                            });
+                            st.emit_in(
+                                SimEvent::VoiceJoin {
+                                    user_id: user,
+                                    channel_id: channel,
+                                },
+                                Some(guild_id),
+                            );
                         });
                     }
                     SimEvent::VoiceLeave { user_id: user }
@@ -124,5 +133,5 @@ fn step(state: &Arc<SimState>) {
             }
         }
     };
-    state.emit(event);
+    state.emit_in(event, Some(guild_id));
 }

@@ -1,7 +1,8 @@
-//! The state every part of the simulator shares: configuration, the guild, sessions, live
+//! The state every part of the simulator shares: configuration, the guilds, sessions, live
 //! connections, fault switches, REST limiter and records. Emission lives here because it touches
-//! all of them: one lock (the guild's) orders every event, so every session sees events in the
-//! same order and with consistent guild state.
+//! all of them: one lock (the guilds') orders every event, so every session sees events in the
+//! same order and with consistent guild state, and routing (which shard gets a guild's events)
+//! is decided in one place.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -18,7 +19,7 @@ use crate::events::{Resolved, SimEvent};
 use crate::faults::RateLimitScope;
 use crate::gateway::connection::Outbound;
 use crate::gateway::session::{DispatchEntry, Session};
-use crate::guild::GuildState;
+use crate::guild::Guilds;
 use crate::records::Records;
 use crate::rest::ratelimit::RateLimiter;
 
@@ -35,6 +36,8 @@ pub struct LiveConn {
     pub tx: mpsc::UnboundedSender<Outbound>,
     /// Its session, once identified or resumed.
     pub session: Option<Arc<str>>,
+    /// That session's `[shard_id, num_shards]`.
+    pub shard: Option<[u64; 2]>,
 }
 
 /// A pending 429 storm.
@@ -63,6 +66,36 @@ pub struct FaultFlags {
     pub refuse_gateway: AtomicBool,
     /// 429 storm.
     pub storm: Mutex<Option<Storm>>,
+    /// Close every IDENTIFY with this code before READY.
+    pub close_before_ready: Mutex<Option<u16>>,
+    /// Switches for one shard id (whatever `num_shards`).
+    pub shards: Mutex<HashMap<u64, ShardSwitches>>,
+}
+
+/// Fault switches aimed at one shard.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ShardSwitches {
+    /// Don't answer its heartbeats.
+    pub stop_acks: bool,
+    /// Close its IDENTIFYs with this code before READY.
+    pub close_before_ready: Option<u16>,
+}
+
+impl FaultFlags {
+    /// Whether heartbeats on a connection of `shard` go unanswered.
+    pub fn acks_stopped(&self, shard: Option<u64>) -> bool {
+        self.stop_acks.load(Ordering::Relaxed)
+            || shard.is_some_and(|s| lock(&self.shards).get(&s).is_some_and(|f| f.stop_acks))
+    }
+
+    /// The code an IDENTIFY for `shard` is closed with before READY, if any.
+    pub fn close_before_ready(&self, shard: u64) -> Option<u16> {
+        lock(&self.close_before_ready).or_else(|| {
+            lock(&self.shards)
+                .get(&shard)
+                .and_then(|f| f.close_before_ready)
+        })
+    }
 }
 
 /// Shared simulator state.
@@ -72,8 +105,8 @@ pub struct SimState {
     pub config: SimConfig,
     /// Bound address.
     pub addr: SocketAddr,
-    /// The guild; its lock also orders emission.
-    pub guild: Mutex<GuildState>,
+    /// The guilds; their lock also orders emission.
+    pub guilds: Mutex<Guilds>,
     /// Snowflake generator.
     pub ids: Snowflakes,
     /// Sessions by id (ended ones stay, so a late RESUME gets the right answer).
@@ -100,18 +133,20 @@ pub struct SimState {
     pub queued: Arc<std::sync::atomic::AtomicI64>,
     /// Guild id → when its last Request Guild Members (op 8) was answered.
     pub member_requests: Mutex<HashMap<u64, Instant>>,
+    /// Identify bucket (`shard_id % max_concurrency`) → when its last IDENTIFY was let through.
+    pub identify_buckets: Mutex<HashMap<u64, Instant>>,
 }
 
 impl SimState {
     /// Fresh state for a sim bound at `addr`.
     pub fn new(config: SimConfig, addr: SocketAddr) -> Self {
-        let guild = GuildState::new(&config.guild, &config.bot_user);
+        let guilds = Guilds::new(&config.guilds, &config.bot_user);
         let records = Records::new(config.record_limit);
         let ratelimit = RateLimiter::new(config.rest.clone());
         Self {
             config,
             addr,
-            guild: Mutex::new(guild),
+            guilds: Mutex::new(guilds),
             ids: Snowflakes::default(),
             sessions: Mutex::default(),
             conns: Mutex::default(),
@@ -125,7 +160,13 @@ impl SimState {
             shutdown: watch::Sender::new(false),
             queued: Arc::default(),
             member_requests: Mutex::default(),
+            identify_buckets: Mutex::default(),
         }
+    }
+
+    /// `max_concurrency` as used for buckets (at least 1).
+    pub fn max_concurrency(&self) -> u64 {
+        u64::from(self.config.max_concurrency.max(1))
     }
 
     /// `ws://ADDR` (what `GET /gateway/bot` returns).
@@ -163,39 +204,82 @@ impl SimState {
             .collect()
     }
 
-    /// Resolves and emits an event.
-    pub fn emit(&self, event: SimEvent) -> (Resolved, Vec<Arc<DispatchEntry>>) {
-        self.emit_with(|guild, ids| Ok::<_, ()>((event.resolve(guild, ids), ())))
-            .map(|(r, entries, ())| (r, entries))
-            .unwrap_or_else(|()| unreachable!("event resolution is infallible"))
+    /// Resolves and emits an event in the guild it names (see `events.rs`).
+    pub fn emit(&self, event: SimEvent) -> (Option<Resolved>, Vec<Arc<DispatchEntry>>) {
+        self.emit_in(event, None)
+    }
+
+    /// Resolves and emits an event in guild `guild_id` (`None`: the guild it names). Returns
+    /// `None` when it happens nowhere (a guild the bot isn't in, or no guild at all).
+    pub fn emit_in(
+        &self,
+        event: SimEvent,
+        guild_id: Option<u64>,
+    ) -> (Option<Resolved>, Vec<Arc<DispatchEntry>>) {
+        let res = self.emit_with(|guilds, ids| {
+            if let SimEvent::Raw { t, d, intent } = event {
+                return Ok((crate::events::raw(t, d, intent), ()));
+            }
+            let Some(i) = event.pick_guild(guilds, guild_id) else {
+                return Err(());
+            };
+            let guild = &mut guilds.list_mut()[i];
+            Ok((event.resolve(guild, ids), ()))
+        });
+        match res {
+            Ok((r, entries, ())) => (Some(r), entries),
+            Err(()) => (None, Vec::new()),
+        }
     }
 
     /// Runs `f` under the emission lock and sends the dispatch it returns to every session that
     /// wants it. `f` may refuse (REST validation against the guild), then nothing is emitted.
     pub fn emit_with<R, E>(
         &self,
-        f: impl FnOnce(&mut GuildState, &Snowflakes) -> Result<(Resolved, R), E>,
+        f: impl FnOnce(&mut Guilds, &Snowflakes) -> Result<(Resolved, R), E>,
     ) -> Result<(Resolved, Vec<Arc<DispatchEntry>>, R), E> {
-        let mut guild = lock(&self.guild);
-        let (resolved, extra) = f(&mut guild, &self.ids)?;
-        let entries = self.fan_out(&resolved);
-        drop(guild);
+        let mut guilds = lock(&self.guilds);
+        let (resolved, extra) = f(&mut guilds, &self.ids)?;
+        let entries = self.fan_out(&guilds, &resolved);
+        drop(guilds);
         Ok((resolved, entries, extra))
     }
 
-    /// Sends a resolved dispatch to every session that wants it; call with the guild lock held.
-    fn fan_out(&self, r: &Resolved) -> Vec<Arc<DispatchEntry>> {
+    /// Sends a resolved dispatch to every session that wants it (by shard and intents); call
+    /// with the guilds lock held. Nothing goes out for a guild the bot is not in or that is
+    /// unavailable, unless the dispatch is verbatim.
+    pub fn fan_out(&self, guilds: &Guilds, r: &Resolved) -> Vec<Arc<DispatchEntry>> {
+        if let (Some(g), false) = (r.guild_id, r.verbatim) {
+            if !guilds.is_live(g) {
+                return Vec::new();
+            }
+        }
+        let guild_create = r
+            .guild_create
+            .then(|| r.guild_id.and_then(|g| guilds.get(g)))
+            .flatten();
+        if r.guild_create && guild_create.is_none() {
+            return Vec::new();
+        }
         let sessions = self.alive_sessions();
         let mut full: Option<String> = None;
         let mut stripped: Option<String> = None;
+        let mut shaped: HashMap<u64, String> = HashMap::new();
         let mut out = Vec::with_capacity(sessions.len());
         for s in sessions {
             let mut s = lock(&s);
-            if !s.is_alive(self.config.resume_window) || !s.wants(r.intent) {
+            if !s.is_alive(self.config.resume_window) || !s.wants(r.guild_id, r.intent) {
                 continue;
             }
-            let strip = r.has_content && s.intents & crate::gateway::intents::MESSAGE_CONTENT == 0;
-            let d = if strip {
+            let d = if let Some(g) = guild_create {
+                let key = s.intents
+                    & (crate::gateway::intents::GUILD_MEMBERS
+                        | crate::gateway::intents::GUILD_VOICE_STATES);
+                shaped
+                    .entry(key)
+                    .or_insert_with(|| g.guild_create_for(key).to_string())
+                    .clone()
+            } else if r.has_content && s.intents & crate::gateway::intents::MESSAGE_CONTENT == 0 {
                 stripped
                     .get_or_insert_with(|| r.without_content().to_string())
                     .clone()
@@ -216,7 +300,17 @@ impl SimState {
 
     /// Sends a command to every live connection; returns how many got it.
     pub fn to_all_conns(&self, f: impl Fn(&LiveConn) -> Option<Outbound>) -> usize {
-        let conns: Vec<LiveConn> = lock(&self.conns).values().cloned().collect();
+        self.to_conns(None, f)
+    }
+
+    /// Sends a command to every live connection (`shard: Some(id)`: only those serving a
+    /// session of that shard id); returns how many got it.
+    pub fn to_conns(&self, shard: Option<u64>, f: impl Fn(&LiveConn) -> Option<Outbound>) -> usize {
+        let conns: Vec<LiveConn> = lock(&self.conns)
+            .values()
+            .filter(|c| shard.is_none_or(|id| c.shard.is_some_and(|s| s[0] == id)))
+            .cloned()
+            .collect();
         conns
             .iter()
             .filter_map(|c| f(c).map(|o| c.tx.send(o).is_ok()))

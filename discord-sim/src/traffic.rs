@@ -3,6 +3,11 @@
 //!
 //! The generator paces by schedule, not by sleeping per event: at each tick it emits however many
 //! events the rate curve says are due by now, so timer granularity doesn't cap the rate.
+//!
+//! Events happen in the first guild (default), in one chosen guild, or round-robin over every
+//! guild the bot is in ([`TrafficGuilds`]); each reaches only its guild's shard. A guild in an
+//! outage gets nothing: round-robin skips it, and events aimed at it are counted in `sent` but
+//! reach no session.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -75,8 +80,22 @@ pub struct Burst {
     pub every: Duration,
 }
 
+/// Which guilds generated events happen in. JSON: `"first"`, `"all"`, `{"one":"<guild id>"}`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrafficGuilds {
+    /// The first guild the bot is in (the default; what single-guild setups always did).
+    #[default]
+    First,
+    /// Every guild the bot is in and that is available, round-robin.
+    All,
+    /// One guild.
+    One(#[serde(with = "crate::clock::snowflake")] u64),
+}
+
 /// What to generate. JSON: `{"rate_per_sec":100,"duration_ms":10000,
-/// "burst":{"rate_per_sec":500,"length_ms":200,"every_ms":2000},"mix":{"messages":1}}`.
+/// "burst":{"rate_per_sec":500,"length_ms":200,"every_ms":2000},"mix":{"messages":1},
+/// "guilds":"all"}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrafficSpec {
     /// Base rate (events/s); `f64::INFINITY` (library only) means as fast as possible.
@@ -93,6 +112,9 @@ pub struct TrafficSpec {
     /// Event kinds.
     #[serde(default)]
     pub mix: TrafficMix,
+    /// Where events happen.
+    #[serde(default)]
+    pub guilds: TrafficGuilds,
 }
 
 impl TrafficSpec {
@@ -104,6 +126,7 @@ impl TrafficSpec {
             duration,
             max_events: None,
             mix: TrafficMix::default(),
+            guilds: TrafficGuilds::First,
         }
     }
 
@@ -199,7 +222,7 @@ async fn run(state: Arc<SimState>, spec: TrafficSpec, stop: Arc<AtomicBool>) -> 
         let mut chunk = 0;
         while sent < due && chunk < 1024 {
             let pick = rand::thread_rng().gen_range(0..total_weight);
-            emit_one(&state, &spec.mix, pick, sent);
+            emit_one(&state, &spec, pick, sent);
             sent += 1;
             chunk += 1;
         }
@@ -215,7 +238,7 @@ async fn run(state: Arc<SimState>, spec: TrafficSpec, stop: Arc<AtomicBool>) -> 
         let due = spec.due_at(spec.duration);
         while sent < due {
             let pick = rand::thread_rng().gen_range(0..total_weight);
-            emit_one(&state, &spec.mix, pick, sent);
+            emit_one(&state, &spec, pick, sent);
             sent += 1;
             if sent.is_multiple_of(1024) {
                 tokio::task::yield_now().await;
@@ -228,9 +251,24 @@ async fn run(state: Arc<SimState>, spec: TrafficSpec, stop: Arc<AtomicBool>) -> 
     }
 }
 
-/// Emits one generated event; `pick` selects the kind by the mix weights.
-fn emit_one(state: &SimState, mix: &TrafficMix, pick: u32, n: u64) {
-    let _ = state.emit_with(|guild, ids| {
+/// Emits the `n`-th generated event; `pick` selects the kind by the mix weights.
+fn emit_one(state: &SimState, spec: &TrafficSpec, pick: u32, n: u64) {
+    let mix = &spec.mix;
+    let _ = state.emit_with(|guilds, ids| {
+        let i = match spec.guilds {
+            TrafficGuilds::First => (!guilds.list().is_empty()).then_some(0),
+            TrafficGuilds::One(id) => guilds.index_of(id),
+            TrafficGuilds::All => {
+                let live: Vec<usize> = (0..guilds.list().len())
+                    .filter(|i| !guilds.list()[*i].unavailable)
+                    .collect();
+                (!live.is_empty()).then(|| live[(n % live.len() as u64) as usize])
+            }
+        };
+        let Some(i) = i else {
+            return Err(());
+        };
+        let guild = &mut guilds.list_mut()[i];
         let mut rng = rand::thread_rng();
         let members = guild.members();
         let bot = guild.bot().id;
@@ -285,7 +323,7 @@ fn emit_one(state: &SimState, mix: &TrafficMix, pick: u32, n: u64) {
                 }
             }
         };
-        Ok::<_, ()>((resolved, ()))
+        Ok((resolved, ()))
     });
 }
 

@@ -138,7 +138,7 @@ async fn large_member_lists_come_in_chunks_and_unknown_ids_are_named() {
     let sim = common::start(SimConfig {
         heartbeat_interval: Duration::from_millis(5000),
         member_request_window: Duration::ZERO,
-        guild,
+        guilds: vec![guild],
         ..SimConfig::default()
     })
     .await;

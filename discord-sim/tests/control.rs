@@ -88,6 +88,7 @@ async fn traffic_with_bursts_is_paced_and_stamped() {
         duration: Duration::from_millis(1000),
         max_events: None,
         mix: TrafficMix::chat(),
+        guilds: Default::default(),
     };
     // 2 bursts × 100 ms × 1000/s + 800 ms × 100/s = 280.
     let expected = spec.due_at(Duration::from_millis(1000));

@@ -419,9 +419,8 @@ async fn close_fault_with_a_session_ending_code_ends_the_session() {
 async fn request_guild_members_gets_a_chunk() {
     // No per-guild window here (tests/client_commands.rs covers it).
     let sim = common::start(SimConfig {
-        heartbeat_interval: Duration::from_millis(5000),
         member_request_window: Duration::ZERO,
-        ..SimConfig::default()
+        ..common::fast_config()
     })
     .await;
     let mut raw = Raw::connect(&sim.gateway_url(), false).await;
@@ -547,7 +546,7 @@ async fn session_start_limit_counts_identifies() {
     let sim = common::start(SimConfig {
         heartbeat_interval: Duration::from_millis(1000),
         session_start_total: 2,
-        ..SimConfig::default()
+        ..common::fast_config()
     })
     .await;
     let r = common::rest(&sim, "GET", "/gateway/bot", None).await;

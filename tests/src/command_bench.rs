@@ -459,7 +459,7 @@ impl Stack {
             2,
             SimConfig {
                 heartbeat_interval: Duration::from_millis(1500),
-                guild: guild(cfg.channels),
+                guilds: vec![guild(cfg.channels)],
                 ..Default::default()
             },
         );

@@ -712,6 +712,7 @@ pub fn run(cfg: &Config) -> Report {
             duration: cfg.duration,
             max_events: None,
             mix: Default::default(),
+            guilds: Default::default(),
         })
     };
 

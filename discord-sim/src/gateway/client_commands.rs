@@ -10,7 +10,9 @@
 //!   `RATE_LIMITED` dispatch `{opcode: 8, retry_after, meta: {guild_id, nonce}}` instead.
 //! - op 3 is counted; its limit (5 per 20 s) is not enforced.
 //!
-//! A malformed `d` closes with 4002 (decode error), as Discord does.
+//! Op 4 and op 8 name a guild; one the bot isn't in, or one that belongs to another shard than
+//! the session's (`(guild_id >> 22) % num_shards`), gets no answer (the latter is counted in
+//! `commands_wrong_shard`). A malformed `d` closes with 4002 (decode error), as Discord does.
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -46,8 +48,21 @@ pub fn presence_update(state: &SimState, d: &Value) -> Result<(), CloseCode> {
     Ok(())
 }
 
+/// Whether `session` may act on `guild_id` (its shard owns the guild); counts the misses.
+fn on_my_shard(state: &SimState, session: &Arc<Mutex<Session>>, guild_id: u64) -> bool {
+    let ok = lock(session).routes(Some(guild_id));
+    if !ok {
+        state.records.count(|s| s.commands_wrong_shard += 1);
+    }
+    ok
+}
+
 /// Op 4: `{guild_id, channel_id (null leaves), self_mute, self_deaf}` for the bot.
-pub fn voice_state_update(state: &SimState, d: &Value) -> Result<(), CloseCode> {
+pub fn voice_state_update(
+    state: &SimState,
+    session: &Arc<Mutex<Session>>,
+    d: &Value,
+) -> Result<(), CloseCode> {
     let guild_id = d.get("guild_id").and_then(snowflake_of);
     let channel = match d.get("channel_id") {
         Some(Value::Null) => Some(None),
@@ -63,14 +78,20 @@ pub fn voice_state_update(state: &SimState, d: &Value) -> Result<(), CloseCode> 
         return Err(CloseCode::DECODE_ERROR);
     };
     state.records.count(|s| s.voice_state_updates += 1);
-    let moved = state.emit_with(|guild, _| {
+    if !on_my_shard(state, session, guild_id) {
+        return Ok(());
+    }
+    let moved = state.emit_with(|guilds, _| {
+        // A guild the bot isn't in, or not a voice channel of it: Discord does nothing visible.
+        let Some(guild) = guilds.get_mut(guild_id) else {
+            return Err(());
+        };
         let voice_channel = |c: u64| {
             guild
                 .channel(c)
                 .is_some_and(|c| c.kind == crate::config::ChannelKind::Voice)
         };
-        // Another guild, or not a voice channel of this one: Discord does nothing visible.
-        if guild_id != guild.id || channel.is_some_and(|c| !voice_channel(c)) {
+        if channel.is_some_and(|c| !voice_channel(c)) {
             return Err(());
         }
         let bot = guild.bot().id;
@@ -109,8 +130,11 @@ pub fn request_guild_members(
         return Err(CloseCode::DISALLOWED_INTENTS);
     }
     let nonce = d.get("nonce").filter(|n| !n.is_null()).cloned();
-    let guild = lock(&state.guild);
-    if guild_id != guild.id {
+    let guilds = lock(&state.guilds);
+    let Some(guild) = guilds.get(guild_id).filter(|g| !g.unavailable) else {
+        return Ok(());
+    };
+    if !on_my_shard(state, session, guild_id) {
         return Ok(());
     }
     state.records.count(|s| s.member_requests += 1);
@@ -194,7 +218,7 @@ pub fn request_guild_members(
             .map(|(t, d)| s.push(t, d.to_string()))
             .collect()
     };
-    drop(guild);
+    drop(guilds);
     let n = entries.len() as u64;
     for e in entries {
         state.records.emitted(e);

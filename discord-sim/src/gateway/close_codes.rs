@@ -26,6 +26,8 @@ impl CloseCode {
     pub const SESSION_TIMED_OUT: Self = Self(4009);
     /// 4010 Invalid shard.
     pub const INVALID_SHARD: Self = Self(4010);
+    /// 4011 Sharding required (the session would hold too many guilds).
+    pub const SHARDING_REQUIRED: Self = Self(4011);
     /// 4012 Invalid API version.
     pub const INVALID_API_VERSION: Self = Self(4012);
     /// 4013 Invalid intent(s).

@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use tokio::time::{sleep_until, timeout, Instant};
 
 use crate::clock::unix_micros;
-use crate::records::{ConnectionRecord, GatewayRecord, SimNotice};
+use crate::records::{ConnectionRecord, GatewayRecord, IdentifyRecord, SimNotice};
 use crate::state::{lock, LiveConn, SimState};
 
 use super::client_commands;
@@ -54,6 +54,8 @@ pub struct ConnParams {
     pub zlib: bool,
     /// `v` was given and isn't 10: close 4012 after HELLO.
     pub bad_version: bool,
+    /// The handshake's `User-Agent`.
+    pub user_agent: Option<String>,
 }
 
 /// A payload that isn't a dispatch, in Discord's field order.
@@ -86,6 +88,8 @@ struct Conn {
     split: bool,
     session: Option<Arc<Mutex<Session>>>,
     session_id: Option<Arc<str>>,
+    /// The session's `[shard_id, num_shards]`.
+    shard: Option<[u64; 2]>,
     limiter: SendLimiter,
     deadline: Instant,
 }
@@ -99,6 +103,7 @@ pub async fn serve(state: Arc<SimState>, socket: WebSocket, params: ConnParams) 
         LiveConn {
             tx: tx.clone(),
             session: None,
+            shard: None,
         },
     );
     state.records.connection_opened(ConnectionRecord {
@@ -111,6 +116,7 @@ pub async fn serve(state: Arc<SimState>, socket: WebSocket, params: ConnParams) 
         close_code: None,
         closed_by_client: false,
         session_id: None,
+        user_agent: params.user_agent.clone(),
     });
     tracing::debug!(conn_id, path = %params.path, zlib = params.zlib, "gateway connection");
     let (sink, stream) = socket.split();
@@ -123,6 +129,7 @@ pub async fn serve(state: Arc<SimState>, socket: WebSocket, params: ConnParams) 
         split: state.config.split_zlib_frames,
         session: None,
         session_id: None,
+        shard: None,
         limiter: SendLimiter::new(state.config.gateway_send_limit),
         deadline: Instant::now() + state.config.heartbeat_timeout(),
         state,
@@ -365,14 +372,14 @@ impl Conn {
             1 => {
                 self.deadline = now + self.state.config.heartbeat_timeout();
                 self.state.records.count(|s| s.heartbeats += 1);
-                if !self.state.faults.stop_acks.load(Ordering::Relaxed) {
+                if !self.state.faults.acks_stopped(self.shard.map(|s| s[0])) {
                     self.write_now(op_payload(11, &Value::Null))
                         .await
                         .map_err(|_| ())?;
                 }
                 Ok(Flow::Continue)
             }
-            2 => Ok(self.identify(&d)),
+            2 => self.identify(&d).await,
             6 => self.resume(&d).await,
             3 | 4 | 8 => {
                 let Some(session) = self.session.clone() else {
@@ -381,7 +388,7 @@ impl Conn {
                 let state = &self.state;
                 let done = match op {
                     3 => client_commands::presence_update(state, &d),
-                    4 => client_commands::voice_state_update(state, &d),
+                    4 => client_commands::voice_state_update(state, &session, &d),
                     _ => client_commands::request_guild_members(state, &session, &d),
                 };
                 Ok(done.map_or_else(Flow::Close, |()| Flow::Continue))
@@ -405,9 +412,12 @@ impl Conn {
     }
 
     fn set_session(&mut self, session: Arc<Mutex<Session>>, id: Arc<str>) {
+        let shard = lock(&session).shard;
         if let Some(c) = lock(&self.state.conns).get_mut(&self.conn_id) {
             c.session = Some(id.clone());
+            c.shard = Some(shard);
         }
+        self.shard = Some(shard);
         let sid = id.to_string();
         self.state
             .records
@@ -424,42 +434,132 @@ impl Conn {
             .is_some_and(|s| lock(s).ended.is_none())
     }
 
-    fn identify(&mut self, d: &Value) -> Flow {
+    fn log_identify(&self, shard: [u64; 2], sent: bool, outcome: &str, session: Option<&str>) {
+        self.state.records.identify(IdentifyRecord {
+            at_us: unix_micros(),
+            conn_id: self.conn_id,
+            shard: shard[0],
+            num_shards: shard[1],
+            shard_sent: sent,
+            bucket: shard[0] % self.state.max_concurrency(),
+            outcome: outcome.to_owned(),
+            session_id: session.map(str::to_owned),
+        });
+    }
+
+    /// IDENTIFY, checked in this order: already authenticated (4005), shape (4002), token
+    /// (4004), intents (4013/4014), shard (4010), guilds per shard (4011), the bucket's pacing
+    /// (op 9), the session-start budget (4004), the close-before-READY fault; then READY and the
+    /// shard's GUILD_CREATEs (GUILD_DELETE `unavailable` for guilds in an outage).
+    async fn identify(&mut self, d: &Value) -> Result<Flow, ()> {
+        let sent = d.get("shard").is_some_and(|s| !s.is_null());
+        let shard = match d.get("shard") {
+            None | Some(Value::Null) => Ok([0, 1]),
+            Some(Value::Array(a)) if a.len() == 2 => match (a[0].as_u64(), a[1].as_u64()) {
+                (Some(id), Some(n)) => {
+                    let multiple_ok = self
+                        .state
+                        .config
+                        .shard_count_multiple
+                        .is_none_or(|m| m == 0 || n % m == 0);
+                    if n >= 1 && id < n && multiple_ok {
+                        Ok([id, n])
+                    } else {
+                        Err([id, n])
+                    }
+                }
+                _ => Err([0, 0]),
+            },
+            Some(_) => Err([0, 0]),
+        };
+        let logged = shard.unwrap_or_else(|s| s);
+        let refuse = |this: &Self, outcome: &str, code: CloseCode| {
+            this.log_identify(logged, sent, outcome, None);
+            Ok(Flow::Close(code))
+        };
         if self.authenticated() {
-            return Flow::Close(CloseCode::ALREADY_AUTHENTICATED);
+            return refuse(
+                self,
+                "already_authenticated",
+                CloseCode::ALREADY_AUTHENTICATED,
+            );
         }
         if !d.is_object() {
-            return Flow::Close(CloseCode::DECODE_ERROR);
+            return refuse(self, "decode_error", CloseCode::DECODE_ERROR);
         }
         if !self.check_token(d) {
-            return Flow::Close(CloseCode::AUTHENTICATION_FAILED);
+            return refuse(
+                self,
+                "authentication_failed",
+                CloseCode::AUTHENTICATION_FAILED,
+            );
         }
         if !d.get("properties").is_some_and(Value::is_object) {
-            return Flow::Close(CloseCode::DECODE_ERROR);
+            return refuse(self, "decode_error", CloseCode::DECODE_ERROR);
         }
         let Some(wanted) = d.get("intents").and_then(Value::as_u64) else {
-            return Flow::Close(CloseCode::INVALID_INTENTS);
+            return refuse(self, "invalid_intents", CloseCode::INVALID_INTENTS);
         };
         match intents::check(wanted, self.state.config.privileged_intents_allowed) {
             Ok(()) => {}
-            Err(IntentsError::Invalid) => return Flow::Close(CloseCode::INVALID_INTENTS),
-            Err(IntentsError::Disallowed) => return Flow::Close(CloseCode::DISALLOWED_INTENTS),
+            Err(IntentsError::Invalid) => {
+                return refuse(self, "invalid_intents", CloseCode::INVALID_INTENTS)
+            }
+            Err(IntentsError::Disallowed) => {
+                return refuse(self, "disallowed_intents", CloseCode::DISALLOWED_INTENTS)
+            }
         }
-        let shard = match d.get("shard") {
-            None | Some(Value::Null) => [0, 1],
-            Some(Value::Array(a)) if a.len() == 2 => match (a[0].as_u64(), a[1].as_u64()) {
-                (Some(id), Some(n)) if n >= 1 && id < n => [id, n],
-                _ => return Flow::Close(CloseCode::INVALID_SHARD),
-            },
-            Some(_) => return Flow::Close(CloseCode::INVALID_SHARD),
+        let Ok(shard) = shard else {
+            return refuse(self, "invalid_shard", CloseCode::INVALID_SHARD);
         };
+        let on_shard = lock(&self.state.guilds)
+            .on_shard(shard[0], shard[1])
+            .count();
+        if on_shard > self.state.config.max_guilds_per_shard {
+            return refuse(self, "sharding_required", CloseCode::SHARDING_REQUIRED);
+        }
+        // Discord's docs: over `max_concurrency`, IDENTIFY is answered with op 9.
+        let window = self.state.config.identify_window;
+        if !window.is_zero() {
+            let bucket = shard[0] % self.state.max_concurrency();
+            let now = std::time::Instant::now();
+            let limited = {
+                let mut buckets = lock(&self.state.identify_buckets);
+                match buckets.get(&bucket) {
+                    Some(last) if now.duration_since(*last) < window => true,
+                    _ => {
+                        buckets.insert(bucket, now);
+                        false
+                    }
+                }
+            };
+            if limited {
+                self.log_identify(shard, sent, "rate_limited", None);
+                self.state.records.count(|s| s.identifies_rate_limited += 1);
+                self.write_now(op_payload(9, &json!(false)))
+                    .await
+                    .map_err(|_| ())?;
+                return Ok(Flow::Continue);
+            }
+        }
         let used = self
             .state
             .session_starts_used
             .fetch_add(1, Ordering::Relaxed);
         if used >= self.state.config.session_start_total {
             // Out of session starts: Discord resets the token.
-            return Flow::Close(CloseCode::AUTHENTICATION_FAILED);
+            return refuse(
+                self,
+                "session_starts_exhausted",
+                CloseCode::AUTHENTICATION_FAILED,
+            );
+        }
+        if let Some(code) = self.state.faults.close_before_ready(shard[0]) {
+            self.log_identify(shard, sent, "closed_before_ready", None);
+            self.state
+                .records
+                .count(|s| s.identifies_closed_before_ready += 1);
+            return Ok(Flow::Close(CloseCode(code)));
         }
 
         let session_id: Arc<str> = {
@@ -469,21 +569,25 @@ impl Conn {
                 .collect::<String>()
                 .into()
         };
-        let guild_lock = lock(&self.state.guild);
-        let owns_guild = (guild_lock.id >> 22) % shard[1] == shard[0];
+        let guilds = lock(&self.state.guilds);
+        let mine: Vec<_> = guilds.on_shard(shard[0], shard[1]).collect();
+        let cfg = &self.state.config;
         let mut session = Session::new(
             session_id.clone(),
             wanted,
             shard,
-            owns_guild,
-            self.state.config.max_backlog,
+            cfg.first_seq,
+            cfg.max_backlog,
         );
         session.conn = Some(self.link());
-        let cfg = &self.state.config;
+        let unavailable: Vec<Value> = mine
+            .iter()
+            .map(|g| json!({"id": g.id.to_string(), "unavailable": true}))
+            .collect();
         let mut ready = json!({
             "v": 10,
             "user": crate::payloads::current_user(&cfg.bot_user),
-            "guilds": if owns_guild { json!([{"id": guild_lock.id.to_string(), "unavailable": true}]) } else { json!([]) },
+            "guilds": unavailable,
             "session_id": &*session_id,
             "session_type": "normal",
             "resume_gateway_url": self.state.resume_url(),
@@ -496,47 +600,39 @@ impl Conn {
             "geo_ordered_rtc_regions": ["sim-local"],
             "_trace": trace(),
         });
-        if d.get("shard").is_some_and(|s| !s.is_null()) {
+        // Discord's READY: `shard` "if sent when identifying".
+        if sent {
             ready["shard"] = json!(shard);
         }
         let mut entries = vec![session.push("READY", ready.to_string())];
-        if owns_guild {
-            let mut guild = guild_lock.guild_create();
-            if wanted & intents::GUILD_MEMBERS == 0 {
-                // Without GUILD_MEMBERS only the bot and members in voice are sent.
-                let in_voice: Vec<String> = guild_lock
-                    .voice_states()
-                    .map(|(u, _)| u.to_string())
-                    .collect();
-                let bot = cfg.bot_user.id.to_string();
-                if let Some(Value::Array(ms)) = guild.get_mut("members") {
-                    ms.retain(|m| {
-                        let id = m["user"]["id"].as_str().unwrap_or("");
-                        id == bot || in_voice.iter().any(|v| v == id)
-                    });
-                }
-            }
-            if wanted & intents::GUILD_VOICE_STATES == 0 {
-                guild["voice_states"] = json!([]);
-            }
-            entries.push(session.push("GUILD_CREATE", guild.to_string()));
+        for g in &mine {
+            let entry = if g.unavailable {
+                // Discord's docs: guilds unavailable due to an outage send a GUILD_DELETE.
+                let d = json!({"id": g.id.to_string(), "unavailable": true});
+                session.push("GUILD_DELETE", d.to_string())
+            } else {
+                session.push("GUILD_CREATE", g.guild_create_for(wanted).to_string())
+            };
+            entries.push(entry);
         }
         let session = Arc::new(Mutex::new(session));
         lock(&self.state.sessions).insert(session_id.clone(), session.clone());
-        drop(guild_lock);
+        drop(guilds);
+        let n = entries.len() as u64;
         for e in entries {
             self.state.records.emitted(e);
         }
         self.state.records.count(|s| {
             s.identifies += 1;
-            s.emitted += if owns_guild { 2 } else { 1 };
+            s.emitted += n;
         });
         self.set_session(session, session_id.clone());
+        self.log_identify(shard, sent, "ready", Some(&session_id));
         self.state.records.notice(SimNotice::Identified {
             conn_id: self.conn_id,
             session_id: session_id.to_string(),
         });
-        Flow::Continue
+        Ok(Flow::Continue)
     }
 
     async fn invalid_session(&mut self) -> Result<Flow, ()> {
@@ -576,7 +672,7 @@ impl Conn {
         }
         let link = self.link();
         let result = {
-            let _order = lock(&self.state.guild);
+            let _order = lock(&self.state.guilds);
             let mut s = lock(&session);
             match s.resume(seq, link, self.state.config.resume_window) {
                 Ok((replayed, previous)) => {

@@ -17,7 +17,7 @@ pub mod zlib;
 use std::sync::Arc;
 
 use axum::extract::{State, WebSocketUpgrade};
-use axum::http::{StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -34,7 +34,12 @@ pub fn router() -> Router<Arc<SimState>> {
         .route("/resume/", get(upgrade))
 }
 
-async fn upgrade(State(state): State<Arc<SimState>>, uri: Uri, ws: WebSocketUpgrade) -> Response {
+async fn upgrade(
+    State(state): State<Arc<SimState>>,
+    uri: Uri,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
     if state
         .faults
         .refuse_gateway
@@ -82,6 +87,9 @@ async fn upgrade(State(state): State<Arc<SimState>>, uri: Uri, ws: WebSocketUpgr
         query: uri.query().map(str::to_owned),
         zlib,
         bad_version,
+        user_agent: headers
+            .get("user-agent")
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
     };
     // Let oversized payloads through the websocket layer so the gateway can close with 4002
     // like Discord instead of failing the read.

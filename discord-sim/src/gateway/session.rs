@@ -138,14 +138,12 @@ pub struct ConnLink {
 pub struct Session {
     /// `session_id`.
     pub id: Arc<str>,
-    /// Last `s` assigned.
-    pub seq: u64,
+    /// The `s` the next dispatch gets.
+    pub next_seq: u64,
     /// Intents it identified with.
     pub intents: u64,
     /// `[shard_id, num_shards]`.
     pub shard: [u64; 2],
-    /// Whether the guild falls on this shard.
-    pub owns_guild: bool,
     /// Dispatches kept for replay, oldest first.
     pub backlog: VecDeque<Arc<DispatchEntry>>,
     /// The connection serving it, if any.
@@ -171,20 +169,19 @@ pub enum ResumeError {
 }
 
 impl Session {
-    /// A new session.
+    /// A new session whose first dispatch gets `s` = `first_seq`.
     pub fn new(
         id: Arc<str>,
         intents: u64,
         shard: [u64; 2],
-        owns_guild: bool,
+        first_seq: u64,
         max_backlog: usize,
     ) -> Self {
         Self {
             id,
-            seq: 0,
+            next_seq: first_seq,
             intents,
             shard,
-            owns_guild,
             backlog: VecDeque::new(),
             conn: None,
             detached_since: None,
@@ -208,15 +205,31 @@ impl Session {
         true
     }
 
-    /// Whether this session gets a dispatch that needs `intent` (0: any session).
-    pub fn wants(&self, intent: u64) -> bool {
-        self.owns_guild && (intent == 0 || self.intents & intent != 0)
+    /// The last `s` assigned (0 before any).
+    pub fn seq(&self) -> u64 {
+        self.next_seq.saturating_sub(1)
+    }
+
+    /// Whether events about `guild_id` go to this session's shard: `(guild_id >> 22) %
+    /// num_shards == shard_id`; events without a guild go to shard 0 (Discord's docs).
+    pub fn routes(&self, guild_id: Option<u64>) -> bool {
+        match guild_id {
+            Some(g) => crate::config::shard_of(g, self.shard[1]) == self.shard[0],
+            None => self.shard[0] == 0,
+        }
+    }
+
+    /// Whether this session gets a dispatch about `guild_id` that needs `intent` (0: any
+    /// session of the right shard).
+    pub fn wants(&self, guild_id: Option<u64>, intent: u64) -> bool {
+        self.routes(guild_id) && (intent == 0 || self.intents & intent != 0)
     }
 
     /// Assigns the next `s`, keeps the dispatch for replay and hands it to the live connection.
     pub fn push(&mut self, t: &str, d: String) -> Arc<DispatchEntry> {
-        self.seq += 1;
-        let entry = Arc::new(DispatchEntry::new(self.id.clone(), self.seq, t, d));
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let entry = Arc::new(DispatchEntry::new(self.id.clone(), seq, t, d));
         if self.max_backlog > 0 {
             if self.backlog.len() >= self.max_backlog {
                 self.backlog.pop_front();
@@ -277,11 +290,11 @@ impl Session {
                 _ => ResumeError::Invalid,
             });
         }
-        if seq > self.seq {
+        if seq >= self.next_seq.max(1) {
             return Err(ResumeError::BadSeq);
         }
         // Everything after `seq` must still be in the backlog.
-        let oldest_kept = self.backlog.front().map(|e| e.seq).unwrap_or(self.seq + 1);
+        let oldest_kept = self.backlog.front().map(|e| e.seq).unwrap_or(self.next_seq);
         if seq + 1 < oldest_kept {
             return Err(ResumeError::BadSeq);
         }
@@ -320,7 +333,7 @@ mod tests {
 
     #[test]
     fn resume_replays_after_seq_and_checks_bounds() {
-        let mut s = Session::new("abc".into(), 0, [0, 1], true, 3);
+        let mut s = Session::new("abc".into(), 0, [0, 1], 1, 3);
         for i in 0..5 {
             s.push("X", format!("{{\"i\":{i}}}"));
         }
@@ -368,7 +381,7 @@ mod tests {
 
     #[test]
     fn detached_session_expires_after_window() {
-        let mut s = Session::new("abc".into(), 0, [0, 1], true, 10);
+        let mut s = Session::new("abc".into(), 0, [0, 1], 1, 10);
         s.detached_since = Some(Instant::now() - Duration::from_secs(10));
         let (tx, _rx) = mpsc::unbounded_channel();
         assert_eq!(

@@ -31,6 +31,25 @@ pub fn unknown_channel() -> Response {
     error(StatusCode::NOT_FOUND, 10003, "Unknown Channel")
 }
 
+/// 403 Missing Access (50001): a channel of a guild the bot is no longer in.
+pub fn missing_access() -> Response {
+    error(StatusCode::FORBIDDEN, 50001, "Missing Access")
+}
+
+/// 400 for a request without a Discord-style `User-Agent` (Discord's edge blocks these; the
+/// sim answers with a body that says why).
+pub fn bad_user_agent(got: Option<&str>) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({
+            "message": "discord-sim: missing or invalid User-Agent; Discord requires `User-Agent: DiscordBot ($url, $versionNumber)`",
+            "code": 0,
+            "user_agent": got,
+        })),
+    )
+        .into_response()
+}
+
 /// 404 Unknown Message (10008).
 pub fn unknown_message() -> Response {
     error(StatusCode::NOT_FOUND, 10008, "Unknown Message")

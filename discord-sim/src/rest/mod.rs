@@ -1,6 +1,11 @@
 //! Discord REST v10 under `/api/v10`: the pipeline every call goes through, in Discord's order
-//! (route, auth, global limit, route bucket, handler), with the injected faults (slow answers,
-//! 429 storms, revoked token) in front, and a record of every call.
+//! (`User-Agent`, route, auth, global limit, route bucket, handler), with the injected faults
+//! (slow answers, 429 storms, revoked token) in front, and a record of every call.
+//!
+//! Discord's "User Agent" rule: clients must send `User-Agent: DiscordBot ($url,
+//! $versionNumber)`, optionally followed by more text; requests without one "may be blocked".
+//! With `SimConfig::require_user_agent` (default) the sim refuses them with 400 before anything
+//! else, counted in `rest_bad_user_agent`.
 //!
 //! - `routes.rs`: the endpoints and their validation.
 //! - `ratelimit.rs`: buckets, the global limit, 429 answers.
@@ -62,11 +67,32 @@ async fn handle(
             .collect(),
         authorization: header("authorization"),
         traceparent: header("traceparent"),
+        user_agent: header("user-agent"),
         body: String::from_utf8_lossy(&body).into_owned(),
         at_us,
         status: resp.status().as_u16(),
     });
     resp
+}
+
+/// Whether `ua` matches `^DiscordBot \(\S+, \S+\)` (Discord's documented form; anything may
+/// follow).
+pub fn valid_user_agent(ua: &str) -> bool {
+    let Some(rest) = ua.strip_prefix("DiscordBot (") else {
+        return false;
+    };
+    // `\S+, ` : the first whitespace in `rest` must be preceded by a comma, with something
+    // before that comma.
+    let Some(space) = rest.find(char::is_whitespace) else {
+        return false;
+    };
+    let (url, after) = rest.split_at(space);
+    if url.len() < 2 || !url.ends_with(',') || !after.starts_with(' ') {
+        return false;
+    }
+    // `\S+\)` : a `)` after at least one non-space character, before any whitespace.
+    let version: &str = after[1..].split(char::is_whitespace).next().unwrap_or("");
+    version.char_indices().any(|(i, c)| c == ')' && i > 0)
 }
 
 fn authorized(state: &SimState, headers: &HeaderMap) -> bool {
@@ -87,6 +113,13 @@ async fn pipeline(
     let slow = state.faults.slow_rest_us.load(Ordering::Relaxed);
     if slow > 0 {
         tokio::time::sleep(Duration::from_micros(slow)).await;
+    }
+    if state.config.require_user_agent {
+        let ua = headers.get("user-agent").and_then(|v| v.to_str().ok());
+        if !ua.is_some_and(valid_user_agent) {
+            state.records.count(|s| s.rest_bad_user_agent += 1);
+            return errors::bad_user_agent(ua);
+        }
     }
     let path = uri.path().strip_prefix("/api/v10").unwrap_or("");
     let route = match routes::Route::parse(method, path) {
@@ -135,4 +168,36 @@ async fn pipeline(
         ratelimit::bucket_headers(resp.headers_mut(), &b);
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_user_agent;
+
+    #[test]
+    fn user_agent_follows_discords_form() {
+        for ok in [
+            "DiscordBot (https://github.com/twilight-rs/twilight, 0.18.0) Twilight-rs",
+            "DiscordBot (https://example.com, 1.0)",
+            "DiscordBot (x, 1))",
+            "DiscordBot (https://example.com, v2)extra",
+        ] {
+            assert!(valid_user_agent(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "reqwest/0.12",
+            "DiscordBot",
+            "DiscordBot ()",
+            "DiscordBot (https://example.com)",
+            "DiscordBot (https://example.com,1.0)",
+            "DiscordBot (, 1.0)",
+            "DiscordBot (https://example.com, )",
+            "DiscordBot (https://example.com, 1.0",
+            "discordbot (https://example.com, 1.0)",
+            "DiscordBot  (https://example.com, 1.0)",
+        ] {
+            assert!(!valid_user_agent(bad), "{bad}");
+        }
+    }
 }

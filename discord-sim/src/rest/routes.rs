@@ -1,6 +1,10 @@
 //! The REST endpoints the simulator implements, their validation and what each emits on the
 //! gateway: send message (MESSAGE_CREATE, with `nonce` + `enforce_nonce` idempotency), add reaction
 //! (MESSAGE_REACTION_ADD), typing (TYPING_START), and `GET /gateway[/bot]`.
+//!
+//! A channel must be in one of the bot's guilds: a channel of a guild it left is 403 Missing
+//! Access (50001), any other unknown id 404 Unknown Channel (10003). The event goes to the
+//! sessions of that guild's shard (none while the guild is unavailable).
 
 // Errors here *are* the HTTP answers, built once per request on the error path; boxing them
 // would only add an allocation.
@@ -15,6 +19,7 @@ use serde_json::{json, Value};
 
 use crate::config::RouteLimit;
 use crate::events;
+use crate::guild::{ChannelOwner, GuildState, Guilds};
 use crate::state::{lock, SimState};
 
 use super::errors::{self, FieldError};
@@ -146,7 +151,7 @@ pub fn run(state: &SimState, route: Route, body: &[u8]) -> Response {
                     "total": state.config.session_start_total,
                     "remaining": state.session_starts_remaining(),
                     "reset_after": (day_ms - elapsed) as u64,
-                    "max_concurrency": 1,
+                    "max_concurrency": state.max_concurrency(),
                 },
             }))
             .into_response()
@@ -159,10 +164,8 @@ pub fn run(state: &SimState, route: Route, body: &[u8]) -> Response {
         } => add_reaction(state, channel_id, message_id, &emoji),
         Route::Typing { channel_id } => {
             let bot = state.config.bot_user.id;
-            let res = state.emit_with(|guild, _| {
-                if guild.channel(channel_id).is_none() {
-                    return Err(errors::unknown_channel());
-                }
+            let res = state.emit_with(|guilds, _| {
+                let guild = channel_guild(guilds, channel_id)?;
                 Ok((events::typing_start(guild, channel_id, bot), ()))
             });
             match res {
@@ -173,9 +176,19 @@ pub fn run(state: &SimState, route: Route, body: &[u8]) -> Response {
     }
 }
 
+/// The guild (of the bot's) that has `channel_id`, or Discord's answer for a channel the bot
+/// can't use.
+fn channel_guild(guilds: &mut Guilds, channel_id: u64) -> Result<&mut GuildState, Response> {
+    match guilds.channel_owner(channel_id) {
+        ChannelOwner::Current(i) => Ok(&mut guilds.list_mut()[i]),
+        ChannelOwner::Left => Err(errors::missing_access()),
+        ChannelOwner::Unknown => Err(errors::unknown_channel()),
+    }
+}
+
 fn create_message(state: &SimState, channel_id: u64, body: &[u8]) -> Response {
-    if lock(&state.guild).channel(channel_id).is_none() {
-        return errors::unknown_channel();
+    if let Err(resp) = channel_guild(&mut lock(&state.guilds), channel_id) {
+        return resp;
     }
     let Ok(body) = serde_json::from_slice::<Value>(body) else {
         return errors::invalid_json();
@@ -251,7 +264,8 @@ fn create_message(state: &SimState, channel_id: u64, body: &[u8]) -> Response {
     let window = state.config.nonce_window;
     let bot = state.config.bot_user.id;
     let nonce_value = obj.get("nonce").cloned().filter(|v| !v.is_null());
-    let res = state.emit_with(|guild, ids| {
+    let res = state.emit_with(|guilds, ids| {
+        let guild = channel_guild(guilds, channel_id)?;
         if let Some(key) = &nonce_key {
             let mut nonces = lock(&state.nonces);
             nonces.retain(|_, (at, _)| at.elapsed() < window);
@@ -286,10 +300,8 @@ fn create_message(state: &SimState, channel_id: u64, body: &[u8]) -> Response {
 
 fn add_reaction(state: &SimState, channel_id: u64, message_id: u64, emoji: &str) -> Response {
     let bot = state.config.bot_user.id;
-    let res = state.emit_with(|guild, _| {
-        if guild.channel(channel_id).is_none() {
-            return Err(errors::unknown_channel());
-        }
+    let res = state.emit_with(|guilds, _| {
+        let guild = channel_guild(guilds, channel_id)?;
         if guild.message_channel(message_id) != Some(channel_id) {
             return Err(errors::unknown_message());
         }

@@ -31,14 +31,20 @@ pub async fn start(config: SimConfig) -> Sim {
         .expect("sim starts")
 }
 
-/// A sim with a short heartbeat interval (tests don't wait 41 s), long enough that raw clients
-/// that don't heartbeat aren't timed out on a busy machine.
-pub async fn start_fast() -> Sim {
-    start(SimConfig {
+/// A short heartbeat interval (tests don't wait 41 s), long enough that raw clients that don't
+/// heartbeat aren't timed out on a busy machine, and no IDENTIFY pacing (tests that identify
+/// many times would wait 5 s each; `tests/identify.rs` tests the pacing).
+pub fn fast_config() -> SimConfig {
+    SimConfig {
         heartbeat_interval: Duration::from_millis(5000),
+        identify_window: Duration::ZERO,
         ..SimConfig::default()
-    })
-    .await
+    }
+}
+
+/// A sim with [`fast_config`].
+pub async fn start_fast() -> Sim {
+    start(fast_config()).await
 }
 
 /// What a raw client got.
@@ -275,7 +281,11 @@ impl HttpResponse {
     }
 }
 
-/// One HTTP/1.1 request (connection closed after), to `addr`.
+/// The `User-Agent` [`http`] sends unless told otherwise (Discord's documented form).
+pub const USER_AGENT: &str = "DiscordBot (https://github.com/example/discord-sim-tests, 0.1.0)";
+
+/// One HTTP/1.1 request (connection closed after), to `addr`. Sends [`USER_AGENT`] unless
+/// `headers` has a `user-agent` (an empty value sends none at all).
 pub async fn http(
     addr: std::net::SocketAddr,
     method: &str,
@@ -288,7 +298,13 @@ pub async fn http(
         .unwrap()
         .unwrap();
     let mut req = format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n");
-    for (k, v) in headers {
+    if !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("user-agent"))
+    {
+        req.push_str(&format!("user-agent: {USER_AGENT}\r\n"));
+    }
+    for (k, v) in headers.iter().filter(|(_, v)| !v.is_empty()) {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     let body = body.unwrap_or("");
