@@ -377,3 +377,98 @@ pub async fn rest(sim: &Sim, method: &str, path: &str, body: Option<&str>) -> Ht
     )
     .await
 }
+
+/// An IDENTIFY payload with `shard: [shard, num_shards]`.
+pub fn identify_shard_payload(token: &str, intents: u64, shard: u64, num_shards: u64) -> Value {
+    let mut p = identify_payload(token, intents);
+    p["d"]["shard"] = json!([shard, num_shards]);
+    p
+}
+
+/// A raw client identified as one shard, with what it got at the start.
+pub struct ShardClient {
+    /// The connection.
+    pub raw: Raw,
+    /// READY's `d`.
+    pub ready: Value,
+    /// The GUILD_CREATE / GUILD_DELETE dispatches that followed READY, one per READY guild.
+    pub guilds: Vec<Value>,
+}
+
+impl ShardClient {
+    /// Connects, identifies as `[shard, num_shards]` with every intent, reads READY and one
+    /// dispatch per guild READY lists.
+    pub async fn connect(sim: &Sim, shard: u64, num_shards: u64) -> ShardClient {
+        let mut raw = Raw::connect(&sim.gateway_url(), false).await;
+        raw.hello().await;
+        raw.send(identify_shard_payload(
+            &sim.config().token,
+            ALL_INTENTS,
+            shard,
+            num_shards,
+        ))
+        .await;
+        let ready = raw.dispatch().await;
+        assert_eq!(ready["t"], "READY", "{ready}");
+        let n = ready["d"]["guilds"].as_array().expect("guilds").len();
+        let mut guilds = Vec::with_capacity(n);
+        for _ in 0..n {
+            guilds.push(raw.dispatch().await);
+        }
+        ShardClient {
+            raw,
+            ready: ready["d"].clone(),
+            guilds,
+        }
+    }
+
+    /// Guild ids of the GUILD_CREATEs it got at the start, sorted.
+    pub fn created_ids(&self) -> Vec<u64> {
+        let mut ids: Vec<u64> = self
+            .guilds
+            .iter()
+            .filter(|g| g["t"] == "GUILD_CREATE")
+            .map(|g| g["d"]["id"].as_str().unwrap().parse().unwrap())
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Guild ids READY listed, sorted.
+    pub fn ready_ids(&self) -> Vec<u64> {
+        let mut ids: Vec<u64> = self.ready["guilds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["id"].as_str().unwrap().parse().unwrap())
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+}
+
+/// `d.guild_id` of a dispatch as a number.
+pub fn guild_of(dispatch: &Value) -> Option<u64> {
+    dispatch["d"]["guild_id"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+}
+
+/// A dispatch without a guild (routed to shard 0 only), to use as a "nothing came before this"
+/// marker on shard 0.
+pub fn marker(tag: &str) -> discord_sim::SimEvent {
+    discord_sim::SimEvent::Raw {
+        t: "SIM_MARKER".to_owned(),
+        d: json!({"tag": tag}),
+        intent: 0,
+    }
+}
+
+/// A marker for the shard that holds `guild_id` (routed by its `guild_id`).
+pub fn guild_marker(tag: &str, guild_id: u64) -> discord_sim::SimEvent {
+    discord_sim::SimEvent::Raw {
+        t: "SIM_MARKER".to_owned(),
+        d: json!({"tag": tag, "guild_id": guild_id.to_string()}),
+        intent: 0,
+    }
+}
