@@ -81,7 +81,18 @@ impl Raw {
 
     /// Connects to exactly `url`.
     pub async fn connect_url(url: &str, zlib: bool) -> Raw {
-        let (ws, _) = timeout(WAIT, tokio_tungstenite::connect_async(url))
+        Self::connect_with(url, zlib, &[]).await
+    }
+
+    /// Connects to exactly `url` with extra handshake headers.
+    pub async fn connect_with(url: &str, zlib: bool, headers: &[(&'static str, &str)]) -> Raw {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = url.into_client_request().expect("a websocket URL");
+        for (k, v) in headers {
+            req.headers_mut()
+                .insert(*k, v.parse().expect("a header value"));
+        }
+        let (ws, _) = timeout(WAIT, tokio_tungstenite::connect_async(req))
             .await
             .expect("connect in time")
             .expect("connect");
