@@ -71,7 +71,8 @@ pub enum Fault {
     DropTcp,
     /// Send op 1 (a server-requested heartbeat) on every connection.
     RequestHeartbeat,
-    /// Stop (true) or resume (false) answering heartbeats with op 11.
+    /// Stop (true) or resume (false) answering heartbeats with op 11 (false also ends any
+    /// per-shard stop).
     StopAcks(bool),
     /// Answer every RESUME with op 9 `false` (true), or resume normally again (false).
     RefuseResume(bool),
@@ -100,7 +101,8 @@ pub enum Fault {
     /// with `Close`/`DropTcp` first, the gateway is down for as long as the switch is on.
     RefuseGateway(bool),
     /// `Some(code)`: every IDENTIFY (past validation, pacing and the session-start budget, so it
-    /// uses a session start) is answered by closing with `code` before READY; `None`: off.
+    /// uses a session start) is answered by closing with `code` before READY; `None`: off
+    /// (also on every shard it was aimed at).
     CloseBeforeReady(Option<u16>),
     /// `fault` only on connections serving a session of shard id `shard`: `Reconnect`,
     /// `InvalidSession`, `Close`, `DropTcp`, `RequestHeartbeat`, `StopAcks`,
@@ -345,6 +347,12 @@ fn apply_on(state: &SimState, shard: Option<u64>, fault: Fault) -> usize {
         }
         Fault::StopAcks(on) => {
             f.stop_acks.store(on, Ordering::Relaxed);
+            if !on {
+                // Off everywhere means off on every shard too.
+                lock(&f.shards)
+                    .values_mut()
+                    .for_each(|s| s.stop_acks = false);
+            }
             0
         }
         Fault::CloseBeforeReady(code) if shard.is_some() => {
@@ -353,6 +361,11 @@ fn apply_on(state: &SimState, shard: Option<u64>, fault: Fault) -> usize {
         }
         Fault::CloseBeforeReady(code) => {
             *lock(&f.close_before_ready) = code;
+            if code.is_none() {
+                lock(&f.shards)
+                    .values_mut()
+                    .for_each(|s| s.close_before_ready = None);
+            }
             0
         }
         Fault::RefuseResume(on) => {

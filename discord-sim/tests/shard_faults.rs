@@ -186,3 +186,17 @@ async fn faults_that_cannot_be_aimed_at_a_shard_are_refused() {
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["connections"], 0);
 }
+
+#[tokio::test]
+async fn switching_a_fault_off_everywhere_also_ends_it_per_shard() {
+    let (sim, _s0, mut s1) = two_shards().await;
+    sim.fault(Fault::StopAcks(true).on_shard(1)).await;
+    sim.fault(Fault::CloseBeforeReady(Some(4000)).on_shard(1))
+        .await;
+    sim.fault(Fault::StopAcks(false)).await;
+    sim.fault(Fault::CloseBeforeReady(None)).await;
+    s1.raw.send(json!({"op": 1, "d": 3})).await;
+    assert_eq!(s1.raw.payload().await["op"], 11);
+    let again = ShardClient::connect(&sim, 1, 2).await;
+    assert_eq!(again.guilds.len(), 1, "READY and GUILD_CREATE, no close");
+}

@@ -436,3 +436,86 @@ async fn traffic_round_robins_over_all_guilds_or_stays_in_one() {
         "the default stays the first guild"
     );
 }
+
+#[tokio::test]
+async fn events_naming_only_a_user_happen_in_the_guild_given() {
+    let sim = eight_guilds().await;
+    let mut clients = four_shards(&sim).await;
+    let g5 = GuildSeed::numbered(5);
+    let voice = g5
+        .channels
+        .iter()
+        .find(|c| c.kind == discord_sim::ChannelKind::Voice)
+        .unwrap()
+        .id;
+    // Joining names the channel, hence the guild; leaving names only the user.
+    sim.emit(SimEvent::VoiceJoin {
+        user_id: demo::CAROL,
+        channel_id: voice,
+    })
+    .await;
+    let left = sim
+        .emit(SimEvent::VoiceLeave {
+            user_id: demo::CAROL,
+        })
+        .await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&left.d).unwrap()["guild_id"],
+        g5.id.to_string(),
+        "the guild Carol is in voice in"
+    );
+    // Given explicitly (library and control API).
+    let removed = sim
+        .emit_in(
+            SimEvent::GuildMemberRemove {
+                user_id: demo::DAVE,
+            },
+            g5.id,
+        )
+        .await;
+    assert_eq!(removed.len(), 1);
+    let r = common::http(
+        sim.addr(),
+        "POST",
+        &format!("/_sim/emit?guild_id={}", GuildSeed::numbered(6).id),
+        &[],
+        Some(r#"{"type":"GUILD_MEMBER_REMOVE","user_id":"1000000000000001005"}"#),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let out = r.json();
+    let d: Value = serde_json::from_str(out[0]["d"].as_str().unwrap()).unwrap();
+    assert_eq!(d["guild_id"], GuildSeed::numbered(6).id.to_string());
+    // A guild the bot isn't in: nothing happens anywhere.
+    let none = sim
+        .emit_in(
+            SimEvent::GuildMemberRemove {
+                user_id: demo::ERIN,
+            },
+            42,
+        )
+        .await;
+    assert_eq!((none.len(), none[0].session_id.as_deref()), (1, None));
+    mark_every_shard(&sim, "end", SHARDS).await;
+    let mut seen = vec![];
+    for c in clients.iter_mut() {
+        for d in until_marker(c, "end").await {
+            seen.push((
+                shard_of(guild_of(&d).unwrap(), SHARDS),
+                d["t"].as_str().unwrap().to_owned(),
+                guild_of(&d).unwrap(),
+            ));
+        }
+    }
+    let s5 = shard_of(g5.id, SHARDS);
+    let g6 = GuildSeed::numbered(6).id;
+    seen.sort();
+    let mut want = vec![
+        (s5, "VOICE_STATE_UPDATE".to_owned(), g5.id),
+        (s5, "VOICE_STATE_UPDATE".to_owned(), g5.id),
+        (s5, "GUILD_MEMBER_REMOVE".to_owned(), g5.id),
+        (shard_of(g6, SHARDS), "GUILD_MEMBER_REMOVE".to_owned(), g6),
+    ];
+    want.sort();
+    assert_eq!(seen, want);
+}
