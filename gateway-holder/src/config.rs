@@ -33,11 +33,32 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// Gateway transport compression.
+/// Gateway transport compression (`DISCORD_COMPRESS`), asked for with the URL's `compress` query.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Compression {
+    ZstdStream,
     ZlibStream,
     None,
+}
+
+impl Compression {
+    /// The `compress` query value (and `DISCORD_COMPRESS` spelling); `None` for no compression.
+    pub fn query_value(self) -> Option<&'static str> {
+        match self {
+            Compression::ZstdStream => Some("zstd-stream"),
+            Compression::ZlibStream => Some("zlib-stream"),
+            Compression::None => None,
+        }
+    }
+
+    /// The compression a `compress` query value asks for (`None` if it is not one we speak).
+    pub fn from_query(value: &str) -> Option<Compression> {
+        match value {
+            "zstd-stream" => Some(Compression::ZstdStream),
+            "zlib-stream" => Some(Compression::ZlibStream),
+            _ => None,
+        }
+    }
 }
 
 /// `DISCORD_SHARDS`: which shards this holder runs.
@@ -256,14 +277,17 @@ impl Config {
         };
 
         let compression = match var("DISCORD_COMPRESS").as_deref().map(str::trim) {
-            None | Some("zlib-stream") => Compression::ZlibStream,
+            None => Compression::ZlibStream,
             Some("none") => Compression::None,
-            Some(other) => {
-                return Err(err(
-                    "DISCORD_COMPRESS",
-                    format!("{other:?} is not one of \"zlib-stream\", \"none\""),
-                ))
-            }
+            Some(v) => match Compression::from_query(v) {
+                Some(c) => c,
+                None => {
+                    return Err(err(
+                        "DISCORD_COMPRESS",
+                        format!("{v:?} is not one of \"zstd-stream\", \"zlib-stream\", \"none\""),
+                    ))
+                }
+            },
         };
 
         let listen_raw = var("HOLDER_LISTEN").unwrap_or_else(|| "127.0.0.1:8790".into());
@@ -438,6 +462,32 @@ mod tests {
         assert!(c.log_json);
         assert_eq!(c.tuning.keepalive_ms, 50);
         assert_eq!(c.tuning.member_request_interval_ms, 1000);
+    }
+
+    #[test]
+    fn compression_values() {
+        for (v, c) in [
+            ("zstd-stream", Compression::ZstdStream),
+            (" zlib-stream ", Compression::ZlibStream),
+            ("none", Compression::None),
+        ] {
+            assert_eq!(
+                config(&[("DISCORD_COMPRESS", v)]).unwrap().compression,
+                c,
+                "{v}"
+            );
+        }
+        for c in [Compression::ZstdStream, Compression::ZlibStream] {
+            assert_eq!(Compression::from_query(c.query_value().unwrap()), Some(c));
+        }
+        assert_eq!(Compression::None.query_value(), None);
+        // Only the names Discord documents; "none" is not a query value.
+        for bad in ["zstd", "ZSTD-STREAM", "gzip"] {
+            let e = config(&[("DISCORD_COMPRESS", bad)]).unwrap_err();
+            assert_eq!(e.variable, "DISCORD_COMPRESS", "{bad:?}");
+            assert!(e.to_string().contains("zstd-stream"), "{e}");
+        }
+        assert_eq!(Compression::from_query("none"), None);
     }
 
     #[test]

@@ -8,8 +8,9 @@
 //!   (`DISCORD_SHARDS`) and shares their states; [`gateway::identify_queue`] paces IDENTIFYs
 //!   (in-process or the edge's bot-wide queue); [`gateway::session`] is one shard's protocol and
 //!   reconnect loop; beside it [`gateway::connection`] (the socket), [`gateway::heartbeat`],
-//!   [`gateway::inflate`] (zlib-stream), [`gateway::send_limit`], [`gateway::close_code`],
-//!   [`gateway::backoff`] and [`gateway::start_limit`] (the session-start guard).
+//!   [`gateway::compression`] (zstd-stream, zlib-stream), [`gateway::send_limit`],
+//!   [`gateway::close_code`], [`gateway::backoff`] and [`gateway::start_limit`] (the session-start
+//!   guard).
 //! - [`bus`]: the bounded, typed bus between the gateway and its subscribers.
 //! - [`forward`]: the batched, ordered, retrying forwarder with its disk spill.
 //! - [`commands`]: the one outbound command queue (`POST /commands`), rate-limited and executed

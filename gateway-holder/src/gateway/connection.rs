@@ -1,9 +1,9 @@
 //! One WebSocket connection to the Gateway: connect (rustls, no OpenSSL), turn frames into whole
-//! JSON messages (through the connection's own zlib-stream context when compression is on), send
-//! text, and close without ending the session. A fresh `Connection` per attempt, so no inflate or
-//! heartbeat state ever leaks from one socket to the next.
+//! JSON messages (through the connection's own zstd-stream or zlib-stream context when compression
+//! is on), send text, and close without ending the session. A fresh `Connection` per attempt, so no
+//! decompression or heartbeat state ever leaks from one socket to the next.
 
-use super::inflate::Inflater;
+use super::compression::Decompressor;
 use crate::config::Compression;
 use futures::{SinkExt, StreamExt};
 use std::time::Duration;
@@ -22,7 +22,8 @@ pub const RESUMABLE_CLOSE: u16 = 4000;
 
 pub struct Connection {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
-    inflater: Option<Inflater>,
+    /// Built from the URL's `compress` query, so it is always the stream the URL asked for.
+    decompressor: Option<Decompressor>,
 }
 
 /// What came off the socket.
@@ -60,8 +61,8 @@ pub fn gateway_url(base: &str, compression: Compression) -> Result<url::Url, Con
             q.append_pair(k, v);
         }
         q.append_pair("v", "10").append_pair("encoding", "json");
-        if compression == Compression::ZlibStream {
-            q.append_pair("compress", "zlib-stream");
+        if let Some(c) = compression.query_value() {
+            q.append_pair("compress", c);
         }
     }
     Ok(url)
@@ -94,16 +95,15 @@ impl Connection {
             .await
             .map_err(|_| ConnError("connect timed out".into()))?
             .map_err(|e| ConnError(format!("connect failed: {e}")))?;
-        let compressed = url
-            .query_pairs()
-            .any(|(k, v)| k == "compress" && v == "zlib-stream");
         Ok(Connection {
             ws,
-            inflater: compressed.then(Inflater::new),
+            decompressor: Decompressor::for_url(url),
         })
     }
 
-    /// The next whole message. Cancel-safe: a partial zlib message stays in the inflater.
+    /// The next whole message. Cancel-safe: a partial zlib message stays in the decompressor.
+    /// Input the stream can't decompress is an error (the caller ends the connection and
+    /// RESUMEs on a new one, with a fresh context).
     pub async fn recv(&mut self) -> Result<Incoming, ConnError> {
         loop {
             let msg = match self.ws.next().await {
@@ -113,11 +113,16 @@ impl Connection {
             };
             match msg {
                 Message::Text(t) => return Ok(Incoming::Message(t.as_bytes().to_vec())),
-                Message::Binary(b) => match self.inflater.as_mut() {
-                    Some(inf) => match inf.push(&b) {
-                        Ok(Some(_)) => return Ok(Incoming::Message(inf.take_message())),
+                Message::Binary(b) => match self.decompressor.as_mut() {
+                    Some(d) => match d.push(&b) {
+                        Ok(Some(_)) => return Ok(Incoming::Message(d.take_message())),
                         Ok(None) => continue,
-                        Err(e) => return Err(ConnError(e.to_string())),
+                        Err(e) => {
+                            return Err(ConnError(format!(
+                                "bad compressed data ({} bytes): {e}",
+                                b.len()
+                            )))
+                        }
                     },
                     None => return Ok(Incoming::Message(b.to_vec())),
                 },
@@ -132,8 +137,8 @@ impl Connection {
 
     /// Gives a message's buffer back for the next one (saves an allocation per message).
     pub fn recycle(&mut self, buf: Vec<u8>) {
-        if let Some(inf) = self.inflater.as_mut() {
-            inf.give_back(buf);
+        if let Some(d) = self.decompressor.as_mut() {
+            d.give_back(buf);
         }
     }
 
@@ -170,6 +175,15 @@ mod tests {
         assert_eq!(
             u.as_str(),
             "wss://gateway.discord.gg/?v=10&encoding=json&compress=zlib-stream"
+        );
+        let u = gateway_url(
+            "wss://gateway.discord.gg/?compress=zlib-stream",
+            Compression::ZstdStream,
+        )
+        .unwrap();
+        assert_eq!(
+            u.as_str(),
+            "wss://gateway.discord.gg/?v=10&encoding=json&compress=zstd-stream"
         );
         let u = gateway_url("ws://127.0.0.1:9/gw?v=9&x=1", Compression::None).unwrap();
         assert_eq!(u.as_str(), "ws://127.0.0.1:9/gw?x=1&v=10&encoding=json");

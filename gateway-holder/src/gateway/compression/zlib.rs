@@ -1,38 +1,28 @@
 //! zlib-stream transport decompression (FACTS.md): one inflate context for the whole connection, and
 //! a message is complete only when the accumulated bytes end with `00 00 ff ff`, so one message may
-//! span several WebSocket frames. A fresh `Inflater` per connection, never reused across reconnects.
+//! span several WebSocket messages. A fresh `Inflater` per connection, never reused across reconnects.
 //!
 //! The 2-byte zlib header is checked and skipped here and the rest inflated as raw deflate: the
 //! zlib checksum (adler32 over every inflated byte, ~2% of the holder's CPU at full rate) is only
 //! ever compared at the end of a stream, and a Gateway stream never ends.
 
+use super::{DecompressError, Output, MAX_MESSAGE_BYTES};
 use flate2::{Decompress, FlushDecompress, Status};
 
-const SUFFIX: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+/// The sync-flush suffix that ends every complete zlib-stream message.
+pub const SUFFIX: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 
-#[derive(Debug)]
-pub struct InflateError(pub String);
-
-impl std::fmt::Display for InflateError {
-    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        write!(f, "zlib-stream: {}", self.0)
-    }
+fn error(msg: impl Into<String>) -> DecompressError {
+    DecompressError::new("zlib-stream", msg)
 }
-
-impl std::error::Error for InflateError {}
 
 pub struct Inflater {
     ctx: Decompress,
     compressed: Vec<u8>,
-    out: Vec<u8>,
-    /// A buffer given back after a `take_message`, to inflate the next message into.
-    spare: Vec<u8>,
+    out: Output,
     /// The stream's zlib header was read.
     header_done: bool,
 }
-
-/// The largest message, compressed or inflated, a peer may make us hold.
-const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
 impl Default for Inflater {
     fn default() -> Self {
@@ -45,29 +35,24 @@ impl Inflater {
         Inflater {
             ctx: Decompress::new(false),
             compressed: Vec::new(),
-            out: Vec::with_capacity(64 * 1024),
-            spare: Vec::new(),
+            out: Output::new(),
             header_done: false,
         }
     }
 
-    /// Moves out the message the last `push` returned (no copy); the next message is inflated
-    /// into the buffer last given back with [`Inflater::give_back`], or a new one.
+    /// Moves out the message the last `push` returned (no copy), see [`Output::take`].
     pub fn take_message(&mut self) -> Vec<u8> {
-        std::mem::replace(&mut self.out, std::mem::take(&mut self.spare))
+        self.out.take()
     }
 
-    /// Returns a buffer from `take_message` for reuse (a very large one is let go).
-    pub fn give_back(&mut self, mut buf: Vec<u8>) {
-        if buf.capacity() <= 1024 * 1024 && buf.capacity() > self.spare.capacity() {
-            buf.clear();
-            self.spare = buf;
-        }
+    /// Returns a buffer from `take_message` for reuse, see [`Output::give_back`].
+    pub fn give_back(&mut self, buf: Vec<u8>) {
+        self.out.give_back(buf);
     }
 
     /// Feeds one binary frame. Returns the whole decompressed message once the frame completes it,
     /// `None` while more frames are needed. The returned slice is valid until the next call.
-    pub fn push(&mut self, frame: &[u8]) -> Result<Option<&[u8]>, InflateError> {
+    pub fn push(&mut self, frame: &[u8]) -> Result<Option<&[u8]>, DecompressError> {
         // A whole message in one frame (the usual case) is inflated from the frame itself.
         let whole = self.compressed.is_empty() && frame.ends_with(&SUFFIX);
         if !whole {
@@ -75,12 +60,12 @@ impl Inflater {
             if !self.compressed.ends_with(&SUFFIX) {
                 // Bound a stream that never completes a message (a broken peer).
                 if self.compressed.len() > MAX_MESSAGE_BYTES {
-                    return Err(InflateError("message larger than 64 MiB".into()));
+                    return Err(error("message larger than 64 MiB"));
                 }
                 return Ok(None);
             }
         }
-        self.out.clear();
+        let out = self.out.start();
         let mut input: &[u8] = if whole { frame } else { &self.compressed };
         if !self.header_done {
             // RFC 1950: deflate (CM 8) with a window of at most 32 KiB, a header checksum that is
@@ -97,35 +82,31 @@ impl Inflater {
                 }
                 _ => {
                     self.compressed.clear();
-                    return Err(InflateError(
-                        "the stream does not start with a zlib header".into(),
-                    ));
+                    return Err(error("the stream does not start with a zlib header"));
                 }
             }
         }
         loop {
-            if self.out.len() > MAX_MESSAGE_BYTES {
-                // A small frame can inflate ~1000×: bound the output, not only the input.
-                self.compressed.clear();
-                return Err(InflateError("inflated message larger than 64 MiB".into()));
-            }
-            if self.out.capacity() - self.out.len() < 16 * 1024 {
-                self.out.reserve(self.out.capacity().max(64 * 1024));
-            }
+            Output::make_room(out);
             let before_in = self.ctx.total_in();
             let before_out = self.ctx.total_out();
             let status = self
                 .ctx
-                .decompress_vec(input, &mut self.out, FlushDecompress::Sync)
-                .map_err(|e| InflateError(e.to_string()))?;
+                .decompress_vec(input, out, FlushDecompress::Sync)
+                .map_err(|e| error(e.to_string()))?;
+            if out.len() > MAX_MESSAGE_BYTES {
+                // A small frame can inflate ~1000×: bound the output, not only the input.
+                self.compressed.clear();
+                return Err(error("inflated message larger than 64 MiB"));
+            }
             let consumed = (self.ctx.total_in() - before_in) as usize;
             let produced = self.ctx.total_out() - before_out;
             input = &input[consumed..];
             match status {
                 Status::StreamEnd => break,
-                _ if input.is_empty() && self.out.len() < self.out.capacity() => break,
-                _ if consumed == 0 && produced == 0 && self.out.len() < self.out.capacity() => {
-                    return Err(InflateError("inflate made no progress".into()))
+                _ if input.is_empty() && out.len() < out.capacity() => break,
+                _ if consumed == 0 && produced == 0 && out.len() < out.capacity() => {
+                    return Err(error("inflate made no progress"))
                 }
                 _ => {}
             }
@@ -134,7 +115,7 @@ impl Inflater {
         if self.compressed.capacity() > 1024 * 1024 {
             self.compressed.shrink_to(64 * 1024);
         }
-        Ok(Some(&self.out))
+        Ok(Some(out.as_slice()))
     }
 }
 
@@ -210,6 +191,20 @@ mod tests {
         raw.compress_vec(b"{}", &mut out, FlushCompress::Sync)
             .unwrap();
         assert!(Inflater::new().push(&out).is_err());
+    }
+
+    #[test]
+    fn bombs_are_refused_at_the_bound() {
+        let zeros = vec![b' '; MAX_MESSAGE_BYTES + 1];
+        match Inflater::new().push(&Sender::new().message(&zeros)) {
+            Ok(m) => panic!("accepted {} bytes", m.map_or(0, <[u8]>::len)),
+            Err(e) => assert!(e.to_string().contains("larger than 64 MiB"), "{e}"),
+        }
+        let fits = Sender::new().message(&zeros[..MAX_MESSAGE_BYTES]);
+        assert_eq!(
+            Inflater::new().push(&fits).unwrap().map(<[u8]>::len),
+            Some(MAX_MESSAGE_BYTES)
+        );
     }
 
     #[test]
