@@ -531,12 +531,15 @@ async fn unreachable_resume_url(dead: DeadResumeUrl, refuse_resume: bool) {
     let addr = holder.http_addr().await;
     let metrics = metrics_text(&http_client(), addr).await;
     assert!(
-        metrics.contains("holder_gateway_reconnects_total{code=\"resume_url_fallback\",shard=\"0\"} 1"),
+        metrics.contains(
+            "holder_gateway_reconnects_total{code=\"resume_url_fallback\",shard=\"0\"} 1"
+        ),
         "{metrics}"
     );
     if matches!(dead, DeadResumeUrl::ClosedPort) {
         assert!(
-            metrics.contains("holder_gateway_reconnects_total{code=\"connect_error\",shard=\"0\"} 3"),
+            metrics
+                .contains("holder_gateway_reconnects_total{code=\"connect_error\",shard=\"0\"} 3"),
             "{metrics}"
         );
     }

@@ -248,8 +248,7 @@ impl Forwarder {
             let nothing = self.buffer.is_empty() && self.gaps.is_empty();
             let state_now = self.gateway.borrow().clone();
             let state_unchanged = state_sent.as_ref() == Some(&state_now);
-            if !self.input_open && (self.flush_expired() || (nothing && state_unchanged))
-            {
+            if !self.input_open && (self.flush_expired() || (nothing && state_unchanged)) {
                 break;
             }
             if nothing {

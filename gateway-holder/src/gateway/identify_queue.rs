@@ -4,6 +4,9 @@
 //!
 //! - [`IdentifyQueue::Local`]: this process paces its own shards (`IDENTIFY_QUEUE=local`). Each
 //!   bucket is a FIFO of tickets; the head may go once the bucket's last IDENTIFY is a window old.
+//!   The window counts from when the IDENTIFY was written ([`Grant::sent`]), not from the grant:
+//!   the connect and HELLO in between take a different time for each shard, and Discord counts
+//!   arrivals.
 //!   A shard that will identify first thing takes its ticket when it is built, in shard order, so
 //!   the buckets start in order however the tasks are scheduled.
 //! - [`IdentifyQueue::Edge`]: the edge's bot-wide queue (`IDENTIFY_QUEUE=edge`,
@@ -39,19 +42,26 @@ impl IdentifyQueue {
         }
     }
 
-    /// Waits until `ticket`'s shard may IDENTIFY. `false` if `stop` resolved first (the ticket
-    /// is given up).
-    pub async fn wait(&self, ticket: Ticket, stop: impl std::future::Future<Output = ()>) -> bool {
+    /// Waits until `ticket`'s shard may IDENTIFY; `None` if `stop` resolved first (the ticket is
+    /// given up). Call [`Grant::sent`] once the IDENTIFY is written.
+    pub async fn wait(
+        &self,
+        ticket: Ticket,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Option<Grant> {
         tokio::pin!(stop);
         let turn = async {
             match self {
                 IdentifyQueue::Local(q) => q.wait(ticket).await,
-                IdentifyQueue::Edge(q) => q.wait(ticket.shard).await,
+                IdentifyQueue::Edge(q) => {
+                    q.wait(ticket.shard).await;
+                    Grant { local: None }
+                }
             }
         };
         tokio::select! {
-            _ = turn => true,
-            _ = &mut stop => false,
+            g = turn => Some(g),
+            _ = &mut stop => None,
         }
     }
 
@@ -94,7 +104,34 @@ impl Drop for Ticket {
 #[derive(Default)]
 struct Bucket {
     line: VecDeque<u64>,
+    /// When the last IDENTIFY of the bucket was written (or granted, while it is on its way).
     last: Option<Instant>,
+    /// A granted IDENTIFY not written yet: the next waits for it.
+    in_flight: bool,
+}
+
+/// A turn to IDENTIFY. [`Grant::sent`] when the IDENTIFY is written starts the bucket's window
+/// there; dropping it unsent (the connection failed first) starts it at the drop.
+pub struct Grant {
+    local: Option<(Arc<LocalQueue>, u32)>,
+}
+
+impl Grant {
+    /// The IDENTIFY is written: the bucket's window starts now.
+    pub fn sent(self) {}
+}
+
+impl Drop for Grant {
+    fn drop(&mut self) {
+        if let Some((q, bucket)) = self.local.take() {
+            let mut inner = q.lock();
+            let b = inner.buckets.entry(bucket).or_default();
+            b.last = Some(Instant::now());
+            b.in_flight = false;
+            drop(inner);
+            q.changed.notify_waiters();
+        }
+    }
 }
 
 struct Inner {
@@ -140,16 +177,16 @@ impl LocalQueue {
         }
     }
 
-    async fn wait(&self, ticket: Ticket) {
+    async fn wait(self: &Arc<Self>, ticket: Ticket) -> Grant {
         let Some((bucket, id)) = ticket.local.as_ref().map(|(_, b, i)| (*b, *i)) else {
-            return;
+            return Grant { local: None };
         };
         loop {
             let changed = self.changed.notified();
             let wait = {
                 let mut inner = self.lock();
                 let b = inner.buckets.entry(bucket).or_default();
-                if b.line.front() != Some(&id) {
+                if b.line.front() != Some(&id) || b.in_flight {
                     None
                 } else {
                     let now = Instant::now();
@@ -157,6 +194,7 @@ impl LocalQueue {
                         Some(free) if free > now => Some(free - now),
                         _ => {
                             b.last = Some(now);
+                            b.in_flight = true;
                             b.line.pop_front();
                             Some(Duration::ZERO)
                         }
@@ -165,10 +203,11 @@ impl LocalQueue {
             };
             match wait {
                 Some(d) if d.is_zero() => {
-                    // Granted: the ticket is out of the line already; let the next one look.
+                    // Granted: the ticket is out of the line already.
                     drop(ticket);
-                    self.changed.notify_waiters();
-                    return;
+                    return Grant {
+                        local: Some((self.clone(), bucket)),
+                    };
                 }
                 Some(d) => {
                     tokio::select! {
@@ -204,10 +243,7 @@ impl EdgeQueue {
     ) -> Arc<EdgeQueue> {
         Arc::new(EdgeQueue {
             http,
-            url: format!(
-                "{}/link/identify",
-                edge_url.as_str().trim_end_matches('/')
-            ),
+            url: format!("{}/link/identify", edge_url.as_str().trim_end_matches('/')),
             token,
             holder_id,
             count,
@@ -219,7 +255,10 @@ impl EdgeQueue {
     async fn wait(&self, shard: u32) {
         let mut failures = 0u32;
         loop {
-            let mc = *self.max_concurrency.lock().unwrap_or_else(|p| p.into_inner());
+            let mc = *self
+                .max_concurrency
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             let body = serde_json::json!({
                 "version": contracts::VERSION,
                 "holder_id": self.holder_id,
@@ -245,7 +284,10 @@ impl EdgeQueue {
                     }) {
                         Ok(v) if v["granted"] == serde_json::Value::Bool(true) => return,
                         Ok(v) => Duration::from_millis(
-                            v["retry_after_ms"].as_u64().unwrap_or(500).clamp(50, 10_000),
+                            v["retry_after_ms"]
+                                .as_u64()
+                                .unwrap_or(500)
+                                .clamp(50, 10_000),
                         ),
                         Err(e) => {
                             tracing::warn!(shard, error = %e, "the edge's identify queue answered an unreadable body; asking again");
@@ -313,8 +355,11 @@ mod tests {
             let queue = queue.clone();
             let tx = tx.clone();
             tokio::spawn(async move {
-                assert!(queue.wait(t, std::future::pending()).await);
+                let grant = queue.wait(t, std::future::pending()).await.unwrap();
                 tx.send((shard, t0.elapsed())).unwrap();
+                // Connecting takes a while; the window starts when the IDENTIFY is written.
+                tokio::time::sleep(Duration::from_millis(300 * u64::from(shard))).await;
+                grant.sent();
             });
         }
         drop(tx);
@@ -323,8 +368,10 @@ mod tests {
             got.push(x);
         }
         got.sort_by_key(|(s, at)| (*at, *s));
-        let at: Vec<_> = got.iter().map(|(s, at)| (*s, at.as_secs())).collect();
-        assert_eq!(at, [(0, 0), (1, 0), (2, 5), (3, 5)]);
+        let ms: Vec<_> = got.iter().map(|(s, at)| (*s, at.as_millis())).collect();
+        // Shard 2 waits for shard 0's IDENTIFY (written at 0 ms) + 5 s; shard 3 for shard 1's
+        // (written at 300 ms) + 5 s.
+        assert_eq!(ms, [(0, 0), (1, 0), (2, 5000), (3, 5300)]);
     }
 
     #[tokio::test(start_paused = true)]
@@ -335,18 +382,24 @@ mod tests {
         let second = queue.ticket(1);
         drop(first);
         let t0 = Instant::now();
-        assert!(queue.wait(second, std::future::pending()).await);
+        let grant = queue.wait(second, std::future::pending()).await.unwrap();
         assert_eq!(t0.elapsed(), Duration::ZERO);
+        // The connection failed before IDENTIFY: the window starts when the grant is dropped.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        drop(grant);
         // Cancelled while waiting: the next one isn't blocked by it.
         let third = queue.ticket(2);
         let fourth = queue.ticket(3);
-        assert!(
-            !queue
-                .wait(third, tokio::time::sleep(Duration::from_secs(1)))
-                .await
-        );
-        assert!(queue.wait(fourth, std::future::pending()).await);
-        assert_eq!(t0.elapsed(), WINDOW);
+        assert!(queue
+            .wait(third, tokio::time::sleep(Duration::from_secs(1)))
+            .await
+            .is_none());
+        queue
+            .wait(fourth, std::future::pending())
+            .await
+            .unwrap()
+            .sent();
+        assert_eq!(t0.elapsed(), Duration::from_secs(1) + WINDOW);
     }
 
     #[test]

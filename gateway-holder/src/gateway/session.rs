@@ -28,7 +28,7 @@ use super::{
     envelope::{self, Arena, SessionPart},
     frame::{FrameView, Scanner},
     heartbeat::{Beat, Heartbeat},
-    identify_queue::{IdentifyQueue, Ticket},
+    identify_queue::{Grant, IdentifyQueue, Ticket},
     send_limit::{Kind, Refusal, SendLimiter},
     shards::{ShardId, ShardStates},
     start_limit::{self, GatewayBotError},
@@ -137,6 +137,8 @@ pub struct Gateway {
     queue: IdentifyQueue,
     /// The place in the IDENTIFY queue taken when the shard was built, if it must identify first.
     ticket: Option<Ticket>,
+    /// The queue's go-ahead for the IDENTIFY of the connection being opened.
+    grant: Option<Grant>,
     /// Connections in a row that ended before READY/RESUMED.
     failed_before_ready: u32,
     /// Browser commands for the socket (ops 3, 4, 8), kept across reconnects.
@@ -263,9 +265,15 @@ impl Gateway {
             .user_agent(cfg.user_agent.clone())
             .build()
             .expect("a reqwest client with default TLS roots builds");
+        // The shard's own last id (ids are per shard): its saved session's last durable one.
+        let last_id = snap.sessions.get(&shard).map_or(0, |s| {
+            s.id_offset
+                .saturating_add(i64::try_from(s.seq).unwrap_or(i64::MAX))
+                .max(0) as u64
+        });
         Gateway {
             cfg,
-            last_id: snap.last_durable_id,
+            last_id,
             store,
             bus,
             metrics,
@@ -277,6 +285,7 @@ impl Gateway {
             session,
             queue,
             ticket,
+            grant: None,
             failed_before_ready: 0,
             outbox: None,
             resume_url_failures: 0,
@@ -389,8 +398,7 @@ impl Gateway {
                     continue;
                 }
             };
-            let connect =
-                Connection::connect(&url, self.cfg.connect_timeout, &self.cfg.user_agent);
+            let connect = Connection::connect(&url, self.cfg.connect_timeout, &self.cfg.user_agent);
             let conn = tokio::select! {
                 c = connect => c,
                 _ = self.shutdown.changed() => return Exit::Shutdown,
@@ -557,6 +565,8 @@ impl Gateway {
     /// session-start budget allows one more. `Ok(None)` on shutdown.
     async fn identify_url(&mut self, backoff: &mut Backoff) -> Result<Option<String>, Exit> {
         let shard = self.cfg.shard.id;
+        // A turn granted to a connection that failed before its IDENTIFY ends here.
+        self.grant = None;
         let ticket = self
             .ticket
             .take()
@@ -565,9 +575,10 @@ impl Gateway {
         let stopped = async move {
             let _ = stop.wait_for(|s| *s).await;
         };
-        if !self.queue.wait(ticket, stopped).await {
+        let Some(grant) = self.queue.wait(ticket, stopped).await else {
             return Ok(None);
-        }
+        };
+        self.grant = Some(grant);
         loop {
             match self.gateway_bot(backoff, "for an IDENTIFY").await? {
                 None => return Ok(None),
@@ -698,10 +709,12 @@ impl Gateway {
                 "identify",
             ),
         };
-        if let Err(e) = self
+        let sent = self
             .send(&mut conn, &mut limiter, Kind::Command, payload.to_string())
-            .await
-        {
+            .await;
+        // The bucket's IDENTIFY window starts now (or at the failure).
+        self.grant = None;
+        if let Err(e) = sent {
             self.count_reconnect("transport");
             return End::Resume {
                 cause: e,
@@ -963,16 +976,27 @@ impl Gateway {
             tracing::warn!(kind, "dispatch without a sequence number skipped");
             return None;
         };
-        if kind == "READY" {
-            let r: Ready = match serde_json::from_str(frame.d.unwrap_or("null")) {
-                Ok(r) => r,
+        let ready_dispatch = if kind == "READY" {
+            match serde_json::from_str::<Ready>(frame.d.unwrap_or("null")) {
+                Ok(r) => Some(r),
                 Err(e) => {
                     tracing::error!(error = %e, "READY without session_id/resume_gateway_url");
                     return Some(End::Reidentify {
                         cause: "malformed READY".into(),
                     });
                 }
-            };
+            }
+        } else {
+            None
+        };
+        // A READY of the session being resumed is a replay (a RESUME from before it was
+        // delivered): numbered like any replayed dispatch, not a new session.
+        let replayed = ready_dispatch.as_ref().is_some_and(|r| {
+            self.session
+                .as_ref()
+                .is_some_and(|s| *s.session_id == *r.session_id)
+        });
+        if let Some(r) = ready_dispatch.filter(|_| !replayed) {
             let next_id = (self.last_id + 1).max(self.store.id_floor());
             // i128: a peer sending `s` ≥ 2^63 must not overflow (found by review of the fuzz target).
             let id_offset = (i128::from(next_id) - i128::from(seq))

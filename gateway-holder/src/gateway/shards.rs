@@ -120,15 +120,14 @@ impl ShardStates {
     }
 
     pub fn set(&self, shard: u32, state: GatewayState) {
-        self.0.send_if_modified(|all| {
-            match all.iter_mut().find(|s| s.shard == shard) {
+        self.0
+            .send_if_modified(|all| match all.iter_mut().find(|s| s.shard == shard) {
                 Some(s) if s.state != state => {
                     s.state = state;
                     true
                 }
                 _ => false,
-            }
-        });
+            });
     }
 
     pub fn subscribe(&self) -> watch::Receiver<Vec<ShardState>> {
@@ -170,7 +169,10 @@ mod tests {
         let ids: Vec<_> = (0..3).map(|id| ShardId { id, count: 3 }).collect();
         let s = ShardStates::new(&ids);
         let mut rx = s.subscribe();
-        assert_eq!(least_ready(&rx.borrow_and_update()), GatewayState::Connecting);
+        assert_eq!(
+            least_ready(&rx.borrow_and_update()),
+            GatewayState::Connecting
+        );
         for id in 0..3 {
             s.set(id, GatewayState::Ready);
         }

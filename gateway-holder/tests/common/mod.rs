@@ -535,7 +535,11 @@ pub fn assert_exactly_once_in_order(sim: &Sim, ingest: &Ingest) {
         for s in &sessions {
             out.extend(list.iter().filter(|x| x.0 == *s).cloned());
         }
-        out.extend(list.iter().filter(|x| !sessions.contains(&x.0.as_str())).cloned());
+        out.extend(
+            list.iter()
+                .filter(|x| !sessions.contains(&x.0.as_str()))
+                .cloned(),
+        );
         out
     };
     let (want, have) = (by_session(&want), by_session(&have));
