@@ -186,6 +186,9 @@ pub struct Tuning {
     /// `HOLDER_MEMBER_REQUEST_INTERVAL_MS` (30500): Request Guild Members (op 8) is paced at one
     /// per guild per this long (Discord's 30 s plus half a second of skew; tests shrink it).
     pub member_request_interval_ms: u64,
+    /// `HOLDER_IDENTIFY_WINDOW_MS` (5000): one IDENTIFY per rate-limit bucket per this long
+    /// (Discord's 5 s; tests with a simulator that doesn't pace shrink it).
+    pub identify_window_ms: u64,
 }
 
 impl Default for Tuning {
@@ -202,6 +205,7 @@ impl Default for Tuning {
             command_deadline_ms: 30_000,
             invalid_request_limit: 9_000,
             member_request_interval_ms: 30_500,
+            identify_window_ms: 5_000,
         }
     }
 }
@@ -366,6 +370,7 @@ impl Config {
                 d.member_request_interval_ms,
                 1,
             )?,
+            identify_window_ms: number("HOLDER_IDENTIFY_WINDOW_MS", d.identify_window_ms, 0)?,
         };
 
         Ok(Config {

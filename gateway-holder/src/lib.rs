@@ -164,9 +164,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     health.expect_shards(plan.shards.iter().map(|s| s.id));
     let states = shards::ShardStates::new(&plan.shards);
     let queue = match config.identify_queue {
-        IdentifyQueueKind::Local => identify_queue::IdentifyQueue::Local(
-            identify_queue::LocalQueue::new(plan.max_concurrency, identify_queue::WINDOW),
-        ),
+        IdentifyQueueKind::Local => {
+            identify_queue::IdentifyQueue::Local(identify_queue::LocalQueue::new(
+                plan.max_concurrency,
+                Duration::from_millis(t.identify_window_ms),
+            ))
+        }
         IdentifyQueueKind::Edge => {
             identify_queue::IdentifyQueue::Edge(identify_queue::EdgeQueue::new(
                 discovery_http.clone(),
