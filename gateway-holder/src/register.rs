@@ -23,13 +23,17 @@ pub struct Registration {
 }
 
 impl Registration {
-    pub fn body(&self) -> serde_json::Value {
-        serde_json::json!({
-            "version": contracts::VERSION,
-            "holder_id": self.holder_id,
-            "url": self.public_url.as_str().trim_end_matches('/'),
-            "shards": {"first": self.first, "last": self.last, "count": self.count},
-        })
+    pub fn body(&self) -> contracts::link::RegisterHolder {
+        contracts::link::RegisterHolder {
+            version: contracts::Version,
+            holder_id: self.holder_id.clone(),
+            url: self.public_url.as_str().trim_end_matches('/').to_string(),
+            shards: contracts::link::ShardRange {
+                first: self.first,
+                last: self.last,
+                count: self.count,
+            },
+        }
     }
 
     /// Registers now and every [`INTERVAL`] until aborted.
@@ -38,7 +42,7 @@ impl Registration {
             "{}/link/register",
             self.edge_url.as_str().trim_end_matches('/')
         );
-        let body = self.body();
+        let body = serde_json::to_string(&self.body()).expect("plain structs serialize");
         let mut warned = false;
         let mut tick = tokio::time::interval(INTERVAL);
         loop {
@@ -48,7 +52,7 @@ impl Registration {
                 .post(&url)
                 .bearer_auth(self.token.expose())
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body.to_string())
+                .body(body.clone())
                 .send()
                 .await;
             match r {

@@ -259,19 +259,19 @@ impl EdgeQueue {
                 .max_concurrency
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
-            let body = serde_json::json!({
-                "version": contracts::VERSION,
-                "holder_id": self.holder_id,
-                "shard": shard,
-                "count": self.count,
-                "max_concurrency": mc,
-            });
+            let body = contracts::link::IdentifyAsk {
+                version: contracts::Version,
+                holder_id: self.holder_id.clone(),
+                shard,
+                count: self.count,
+                max_concurrency: mc,
+            };
             let answer = self
                 .http
                 .post(&self.url)
                 .bearer_auth(self.token.expose())
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body.to_string())
+                .body(serde_json::to_string(&body).expect("plain structs serialize"))
                 .timeout(Duration::from_secs(10))
                 .send()
                 .await;
@@ -280,15 +280,13 @@ impl EdgeQueue {
                     failures = 0;
                     let body = r.bytes().await.map_err(|e| e.to_string());
                     match body.and_then(|b| {
-                        serde_json::from_slice::<serde_json::Value>(&b).map_err(|e| e.to_string())
+                        serde_json::from_slice::<contracts::link::IdentifyAnswer>(&b)
+                            .map_err(|e| e.to_string())
                     }) {
-                        Ok(v) if v["granted"] == serde_json::Value::Bool(true) => return,
-                        Ok(v) => Duration::from_millis(
-                            v["retry_after_ms"]
-                                .as_u64()
-                                .unwrap_or(500)
-                                .clamp(50, 10_000),
-                        ),
+                        Ok(a) if a.granted => return,
+                        Ok(a) => {
+                            Duration::from_millis(a.retry_after_ms.unwrap_or(500).clamp(50, 10_000))
+                        }
                         Err(e) => {
                             tracing::warn!(shard, error = %e, "the edge's identify queue answered an unreadable body; asking again");
                             Duration::from_secs(1)
