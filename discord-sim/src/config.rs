@@ -38,6 +38,11 @@ pub struct SimConfig {
     /// Split each zlib-stream message across two websocket messages (only the last ends with the
     /// `00 00 ff ff` sync-flush suffix), to exercise client buffering.
     pub split_zlib_frames: bool,
+    /// Split every compressed message: a zlib-stream message across two websocket messages (as
+    /// `split_zlib_frames`), a zstd-stream message into three websocket frames of one message (a
+    /// binary frame without FIN and two continuations; a zstd message has no suffix to wait for,
+    /// so it can only be fragmented), to exercise client reassembly.
+    pub split_compressed_frames: bool,
     /// Dispatches kept per session for RESUME replay. A resume from before the oldest kept
     /// dispatch is refused with 4007.
     pub max_backlog: usize,
@@ -104,6 +109,7 @@ impl Default for SimConfig {
             privileged_intents_allowed: intents::PRIVILEGED,
             resume_window: Duration::from_secs(120),
             split_zlib_frames: false,
+            split_compressed_frames: false,
             max_backlog: 100_000,
             record_limit: 1_000_000,
             session_start_total: 1000,

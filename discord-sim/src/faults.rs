@@ -104,9 +104,14 @@ pub enum Fault {
     /// uses a session start) is answered by closing with `code` before READY; `None`: off
     /// (also on every shard it was aimed at).
     CloseBeforeReady(Option<u16>),
+    /// Write one websocket message on every connection that its client can't decompress
+    /// (zlib-stream: a deflate block of the reserved type; zstd-stream: a zstd block of the
+    /// reserved type; uncompressed: a truncated JSON text). The connection's own compression
+    /// context is untouched; the client is expected to drop the connection and RESUME.
+    CorruptFrame,
     /// `fault` only on connections serving a session of shard id `shard`: `Reconnect`,
     /// `InvalidSession`, `Close`, `DropTcp`, `RequestHeartbeat`, `StopAcks`,
-    /// `CloseBeforeReady` (others are refused).
+    /// `CloseBeforeReady`, `CorruptFrame` (others are refused).
     OnShard {
         /// Shard id (`shard[0]` of IDENTIFY).
         shard: u64,
@@ -168,6 +173,7 @@ impl Fault {
                 | Fault::RequestHeartbeat
                 | Fault::StopAcks(_)
                 | Fault::CloseBeforeReady(_)
+                | Fault::CorruptFrame
         )
     }
 
@@ -218,6 +224,7 @@ enum FaultJson {
         #[serde(default)]
         code: Option<u16>,
     },
+    CorruptFrame,
 }
 
 impl From<FaultJson> for Fault {
@@ -248,6 +255,7 @@ impl From<FaultJson> for Fault {
             FaultJson::RevokeToken { on } => Fault::RevokeToken(on),
             FaultJson::RefuseGateway { on } => Fault::RefuseGateway(on),
             FaultJson::CloseBeforeReady { code } => Fault::CloseBeforeReady(code),
+            FaultJson::CorruptFrame => Fault::CorruptFrame,
         }
     }
 }
@@ -282,6 +290,7 @@ impl From<Fault> for FaultJson {
             Fault::RevokeToken(on) => FaultJson::RevokeToken { on },
             Fault::RefuseGateway(on) => FaultJson::RefuseGateway { on },
             Fault::CloseBeforeReady(code) => FaultJson::CloseBeforeReady { code },
+            Fault::CorruptFrame => FaultJson::CorruptFrame,
             // Flattened by `FaultWire::from` before it gets here.
             Fault::OnShard { fault, .. } => FaultJson::from(*fault),
         }
@@ -341,6 +350,7 @@ fn apply_on(state: &SimState, shard: Option<u64>, fault: Fault) -> usize {
             Some(Outbound::Close(code.0))
         }),
         Fault::DropTcp => state.to_conns(shard, |_| Some(Outbound::Drop)),
+        Fault::CorruptFrame => state.to_conns(shard, |_| Some(Outbound::Corrupt)),
         Fault::StopAcks(on) if shard.is_some() => {
             switch(&|s| s.stop_acks = on);
             0
@@ -444,6 +454,11 @@ mod tests {
                 },
             ),
             (r#"{"kind":"drop_tcp"}"#, Fault::DropTcp),
+            (r#"{"kind":"corrupt_frame"}"#, Fault::CorruptFrame),
+            (
+                r#"{"kind":"corrupt_frame","shard":1}"#,
+                Fault::CorruptFrame.on_shard(1),
+            ),
             (
                 r#"{"kind":"close_before_ready","code":4000}"#,
                 Fault::CloseBeforeReady(Some(4000)),

@@ -12,7 +12,9 @@
 //!   - `connection.rs`: one connection's task: HELLO, heartbeats, IDENTIFY, RESUME, close codes.
 //!   - `session.rs`: sessions, `s` numbering, the replay backlog, the send stamp.
 //!   - `close_codes.rs`, `intents.rs`, `limits.rs`: Discord's rules as data.
-//!   - `zlib.rs`: `compress=zlib-stream` (one deflate context per connection).
+//!   - `zlib.rs`: `compress=zlib-stream` (one deflate context per connection); `zstd.rs`:
+//!     `compress=zstd-stream` (one zstd context per connection).
+//!   - `socket.rs`: the websocket upgrade and a socket that can fragment one message into frames.
 //! - `rest/`: REST under `/api/v10`: `routes.rs` (endpoints), `ratelimit.rs` (buckets, global
 //!   limit, 429s), `errors.rs` (Discord's error bodies).
 //! - `events.rs`: [`SimEvent`], scripted events, and how they become dispatches.

@@ -38,6 +38,10 @@ struct Args {
     /// Split each zlib-stream message across two websocket messages.
     #[arg(long)]
     split_zlib_frames: bool,
+    /// Split every compressed message: zlib-stream over two websocket messages, zstd-stream into
+    /// three frames of one message.
+    #[arg(long)]
+    split_compressed_frames: bool,
     /// Privileged intents the application may use (bitfield; default all three).
     #[arg(long)]
     privileged_intents: Option<u64>,
@@ -83,6 +87,7 @@ async fn main() {
         heartbeat_interval: Duration::from_millis(args.heartbeat_interval_ms),
         resume_window: Duration::from_secs(args.resume_window_secs),
         split_zlib_frames: args.split_zlib_frames,
+        split_compressed_frames: args.split_compressed_frames,
         ..SimConfig::with_guilds(guilds)
     };
     if let Some(p) = args.privileged_intents {

@@ -77,6 +77,8 @@ pub struct ConnectionRecord {
     pub query: Option<String>,
     /// Whether zlib-stream was negotiated.
     pub zlib: bool,
+    /// Whether zstd-stream was negotiated.
+    pub zstd: bool,
     /// When it opened (unix micros).
     pub opened_us: u64,
     /// When it ended.
@@ -160,6 +162,8 @@ pub struct SimStats {
     pub rest_bad_user_agent: u64,
     /// Op 4 / op 8 for a guild of another shard (ignored, as Discord does).
     pub commands_wrong_shard: u64,
+    /// Corrupt websocket messages sent (`Fault::CorruptFrame`).
+    pub corrupt_frames_sent: u64,
 }
 
 /// Notable moments, broadcast as they happen.

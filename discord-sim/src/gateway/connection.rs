@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use rand::Rng;
@@ -28,7 +28,9 @@ use super::close_codes::CloseCode;
 use super::intents::{self, IntentsError};
 use super::limits::{SendLimiter, MAX_PAYLOAD_BYTES};
 use super::session::{ConnLink, DispatchEntry, Ended, ResumeError, Session};
+use super::socket::SimSocket;
 use super::zlib::{self, ZlibStream};
+use super::zstd::{self, ZstdStream};
 
 /// What a connection task can be told to do.
 #[derive(Debug)]
@@ -41,6 +43,26 @@ pub enum Outbound {
     Close(u16),
     /// End without a close frame (abrupt TCP drop).
     Drop,
+    /// Write one websocket message the client's decompressor (or, uncompressed, its JSON
+    /// parser) must refuse.
+    Corrupt,
+}
+
+/// The transport compression a connection asked for (`compress=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compress {
+    /// None: text frames.
+    None,
+    /// `zlib-stream`.
+    Zlib,
+    /// `zstd-stream`.
+    Zstd,
+}
+
+/// A connection's compression context.
+enum Compressor {
+    Zlib(ZlibStream),
+    Zstd(ZstdStream),
 }
 
 /// How the client connected.
@@ -50,8 +72,8 @@ pub struct ConnParams {
     pub path: String,
     /// Query string.
     pub query: Option<String>,
-    /// `compress=zlib-stream`.
-    pub zlib: bool,
+    /// `compress=`.
+    pub compress: Compress,
     /// `v` was given and isn't 10: close 4012 after HELLO.
     pub bad_version: bool,
     /// The handshake's `User-Agent`.
@@ -82,9 +104,11 @@ struct Conn {
     state: Arc<SimState>,
     conn_id: u64,
     tx: mpsc::UnboundedSender<Outbound>,
-    sink: SplitSink<WebSocket, Message>,
-    stream: SplitStream<WebSocket>,
-    zlib: Option<ZlibStream>,
+    sink: SplitSink<SimSocket, Message>,
+    stream: SplitStream<SimSocket>,
+    compressor: Option<Compressor>,
+    /// zlib-stream messages go out split over two websocket messages (zstd-stream ones are
+    /// fragmented by the socket instead).
     split: bool,
     session: Option<Arc<Mutex<Session>>>,
     session_id: Option<Arc<str>>,
@@ -95,7 +119,7 @@ struct Conn {
 }
 
 /// Serves one upgraded gateway connection until it ends.
-pub async fn serve(state: Arc<SimState>, socket: WebSocket, params: ConnParams) {
+pub async fn serve(state: Arc<SimState>, socket: SimSocket, params: ConnParams) {
     let conn_id = state.next_conn.fetch_add(1, Ordering::Relaxed) + 1;
     let (tx, rx) = mpsc::unbounded_channel();
     lock(&state.conns).insert(
@@ -110,7 +134,8 @@ pub async fn serve(state: Arc<SimState>, socket: WebSocket, params: ConnParams) 
         conn_id,
         path: params.path.clone(),
         query: params.query.clone(),
-        zlib: params.zlib,
+        zlib: params.compress == Compress::Zlib,
+        zstd: params.compress == Compress::Zstd,
         opened_us: unix_micros(),
         closed_us: None,
         close_code: None,
@@ -118,15 +143,19 @@ pub async fn serve(state: Arc<SimState>, socket: WebSocket, params: ConnParams) 
         session_id: None,
         user_agent: params.user_agent.clone(),
     });
-    tracing::debug!(conn_id, path = %params.path, zlib = params.zlib, "gateway connection");
+    tracing::debug!(conn_id, path = %params.path, compress = ?params.compress, "gateway connection");
     let (sink, stream) = socket.split();
     let mut conn = Conn {
         conn_id,
         tx,
         sink,
         stream,
-        zlib: params.zlib.then(ZlibStream::new),
-        split: state.config.split_zlib_frames,
+        compressor: match params.compress {
+            Compress::None => None,
+            Compress::Zlib => Some(Compressor::Zlib(ZlibStream::new())),
+            Compress::Zstd => Some(Compressor::Zstd(ZstdStream::new())),
+        },
+        split: state.config.split_zlib_frames || state.config.split_compressed_frames,
         session: None,
         session_id: None,
         shard: None,
@@ -230,6 +259,7 @@ impl Conn {
                     self.feed(frame).await
                 }
                 Outbound::Raw(s) => self.feed(Utf8Bytes::from(s)).await,
+                Outbound::Corrupt => self.feed_corrupt().await,
                 Outbound::Close(code) => {
                     let _ = self.sink.flush().await;
                     return Some(self.close(CloseCode(code)).await);
@@ -263,8 +293,8 @@ impl Conn {
 
     /// Queues one text payload on the socket, compressed if negotiated.
     async fn feed(&mut self, text: Utf8Bytes) -> Result<(), axum::Error> {
-        match &mut self.zlib {
-            Some(z) => {
+        match &mut self.compressor {
+            Some(Compressor::Zlib(z)) => {
                 let c = z.compress(text.as_str().as_bytes());
                 if self.split {
                     for part in zlib::split(c) {
@@ -275,8 +305,23 @@ impl Conn {
                     self.sink.feed(Message::Binary(Bytes::from(c))).await
                 }
             }
+            Some(Compressor::Zstd(z)) => {
+                let c = z.compress(text.as_str().as_bytes());
+                self.sink.feed(Message::Binary(Bytes::from(c))).await
+            }
             None => self.sink.feed(Message::Text(text)).await,
         }
+    }
+
+    /// Queues [`Outbound::Corrupt`]'s message (never through the compression context).
+    async fn feed_corrupt(&mut self) -> Result<(), axum::Error> {
+        self.state.records.count(|s| s.corrupt_frames_sent += 1);
+        let m = match &self.compressor {
+            Some(Compressor::Zlib(_)) => Message::Binary(Bytes::from_static(&zlib::CORRUPT)),
+            Some(Compressor::Zstd(_)) => Message::Binary(Bytes::from_static(&zstd::CORRUPT)),
+            None => Message::Text(Utf8Bytes::from_static("{\"op\":0,\"t\":")),
+        };
+        self.sink.feed(m).await
     }
 
     async fn write_now(&mut self, text: String) -> Result<(), axum::Error> {

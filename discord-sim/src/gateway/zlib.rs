@@ -61,6 +61,11 @@ impl ZlibStream {
     }
 }
 
+/// One websocket message no zlib-stream decoder accepts: a deflate block of the reserved type
+/// (BTYPE 11), with the suffix that makes a client decode it. It never goes through the
+/// connection's context.
+pub const CORRUPT: [u8; 8] = [0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0xff, 0xff];
+
 /// Splits a compressed message in two at a point where the first part does not itself end with
 /// the suffix (which would make a client treat it as complete). Messages too short to split come
 /// back whole.
@@ -118,6 +123,17 @@ mod tests {
         d.decompress_vec(&c, &mut out, FlushDecompress::Sync)
             .unwrap();
         assert_eq!(out, msg.as_bytes());
+    }
+
+    #[test]
+    fn the_corrupt_message_is_refused() {
+        let mut z = ZlibStream::new();
+        let mut d = Decompress::new(true);
+        assert_eq!(inflate(&mut d, &z.compress(b"{\"op\":11}")), "{\"op\":11}");
+        let mut out = Vec::with_capacity(64);
+        assert!(d
+            .decompress_vec(&CORRUPT, &mut out, FlushDecompress::Sync)
+            .is_err());
     }
 
     #[test]
