@@ -25,10 +25,12 @@ impl std::error::Error for ConfigError {}
 /// Settings of the stream, the replay window and the holder link (non-secret).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
-    /// The default guild for `/api/stream` and the guild `/link/ingest` feeds.
+    /// The default guild for `/api/stream` and the other `?guild=` routes when none is named
+    /// (`GUILD_ID`; `default` when unset, which names no guild).
     pub guild_id: String,
-    /// Further guilds `?guild=` may name (`GUILD_IDS`, comma-separated).
-    pub extra_guilds: Vec<String>,
+    /// `GUILD_IDS` (comma-separated): when set, the only guilds served besides `GUILD_ID`;
+    /// empty: every guild the bot is in.
+    pub allow_guilds: Vec<contracts::Snowflake>,
     pub public_read: bool,
     /// `DEV_LOGIN=true`: `POST /api/dev/session` hands out demo sessions (local development only).
     pub dev_login: bool,
@@ -50,6 +52,14 @@ pub struct Config {
     pub client_queue_max: usize,
     /// Commands settings (`/api/actions/*`).
     pub commands: CommandsConfig,
+    /// A guild hub of the holder's shards that got no batch for this long gets an empty
+    /// keep-alive batch with the next batch of that holder (`HUB_KEEPALIVE_MS`).
+    pub hub_keepalive_ms: u64,
+    /// The bot-wide IDENTIFY queue: one grant per bucket per this long (`IDENTIFY_WINDOW_MS`).
+    pub identify_window_ms: u64,
+    /// How often holders are asked to re-register (`HOLDER_REGISTER_MS`); three missed
+    /// intervals and a holder counts as gone.
+    pub holder_register_ms: u64,
 }
 
 /// Where and how browser commands are forwarded.
@@ -101,6 +111,10 @@ pub const DEFAULT_COMMAND_WAIT_MS: u64 = 2_000;
 pub const DEFAULT_ACTION_RATE_PER_SEC: u64 = 10;
 pub const DEFAULT_ACTION_BURST: u64 = 20;
 pub const DEFAULT_MAX_ACTION_BYTES: u64 = 16 * 1024;
+/// `HUB_KEEPALIVE_MS` is at most this by default (and a quarter of `LINK_QUIET_MS` if shorter).
+pub const DEFAULT_HUB_KEEPALIVE_MS: u64 = 1_000;
+pub const DEFAULT_IDENTIFY_WINDOW_MS: u64 = 5_000;
+pub const DEFAULT_HOLDER_REGISTER_MS: u64 = 10_000;
 
 impl Config {
     /// Reads every setting through `get` (the variable's value, if set).
@@ -110,9 +124,13 @@ impl Config {
             Some(g) if !g.is_empty() => check_guild("GUILD_ID", &g)?,
             _ => DEFAULT_GUILD.to_string(),
         };
-        let mut extra_guilds = Vec::new();
+        let mut allow_guilds = Vec::new();
         for g in list(get("GUILD_IDS")) {
-            extra_guilds.push(check_guild("GUILD_IDS", &g)?);
+            allow_guilds.push(
+                check_guild("GUILD_IDS", &g)?
+                    .parse()
+                    .expect("checked as a snowflake"),
+            );
         }
         let public_read = match get("PUBLIC_READ").as_deref() {
             None | Some("") | Some("false") | Some("0") => false,
@@ -140,9 +158,25 @@ impl Config {
             }
             allowed_origins.push(o);
         }
+        let link_quiet_ms = number(&get, "LINK_QUIET_MS", DEFAULT_LINK_QUIET_MS, 100, 3_600_000)?;
+        let hub_keepalive_ms = number(
+            &get,
+            "HUB_KEEPALIVE_MS",
+            DEFAULT_HUB_KEEPALIVE_MS.min(link_quiet_ms / 4),
+            20,
+            600_000,
+        )?;
+        if hub_keepalive_ms * 2 > link_quiet_ms {
+            return Err(ConfigError {
+                var: "HUB_KEEPALIVE_MS",
+                message: format!(
+                    "{hub_keepalive_ms} must be at most half of LINK_QUIET_MS ({link_quiet_ms}), or quiet guilds' links would flap"
+                ),
+            });
+        }
         Ok(Config {
             guild_id,
-            extra_guilds,
+            allow_guilds,
             public_read,
             dev_login: get("DEV_LOGIN").is_some_and(|v| v.trim() == "true"),
             allowed_origins,
@@ -162,7 +196,7 @@ impl Config {
                 1_000,
                 7 * 24 * 3_600_000,
             )?,
-            link_quiet_ms: number(&get, "LINK_QUIET_MS", DEFAULT_LINK_QUIET_MS, 100, 3_600_000)?,
+            link_quiet_ms,
             max_ingest_bytes: number(
                 &get,
                 "MAX_INGEST_BYTES",
@@ -178,20 +212,43 @@ impl Config {
                 100_000,
             )? as usize,
             commands: commands_config(&get)?,
+            hub_keepalive_ms,
+            identify_window_ms: number(
+                &get,
+                "IDENTIFY_WINDOW_MS",
+                DEFAULT_IDENTIFY_WINDOW_MS,
+                1,
+                600_000,
+            )?,
+            holder_register_ms: number(
+                &get,
+                "HOLDER_REGISTER_MS",
+                DEFAULT_HOLDER_REGISTER_MS,
+                100,
+                3_600_000,
+            )?,
         })
     }
 
-    /// The hub a `?guild=` value names, or the default guild; `None` for a guild this edge
-    /// does not serve.
-    pub fn guild_for(&self, requested: Option<&str>) -> Option<&str> {
-        match requested {
-            None | Some("") => Some(&self.guild_id),
-            Some(g) if g == self.guild_id => Some(&self.guild_id),
-            Some(g) => self
-                .extra_guilds
-                .iter()
-                .find(|x| *x == g)
-                .map(|s| s.as_str()),
+    /// The default guild, when `GUILD_ID` names one.
+    pub fn default_guild(&self) -> Option<contracts::Snowflake> {
+        self.guild_id.parse().ok()
+    }
+
+    /// Whether this edge may serve `guild` at all (`GUILD_IDS`, when set, and `GUILD_ID`).
+    pub fn allows(&self, guild: contracts::Snowflake) -> bool {
+        crate::bot::registry::allowed(guild, self.default_guild(), &self.allow_guilds)
+    }
+
+    /// The guild a `?guild=` value names, or the default guild when it names none.
+    pub fn requested_guild(&self, requested: Option<&str>) -> Result<contracts::Snowflake, String> {
+        match requested.map(str::trim).filter(|g| !g.is_empty()) {
+            Some(g) => g
+                .parse()
+                .map_err(|e| format!("guild {g:?} is not a guild id: {e}")),
+            None => self.default_guild().ok_or_else(|| {
+                "this edge has no default guild (GUILD_ID); name one with ?guild=".to_string()
+            }),
         }
     }
 }
@@ -306,7 +363,11 @@ mod tests {
         assert!(c.replay_max_age_ms >= 300_000);
         assert_eq!(c.heartbeat_ms, 15_000);
         assert!(!c.public_read);
-        assert_eq!(c.guild_for(None), Some("default"));
+        assert_eq!(c.default_guild(), None, "GUILD_ID unset names no guild");
+        assert!(c.requested_guild(None).is_err());
+        assert_eq!(c.hub_keepalive_ms, 1_000);
+        assert_eq!(c.identify_window_ms, 5_000);
+        assert_eq!(c.holder_register_ms, 10_000);
     }
 
     #[test]
@@ -322,8 +383,17 @@ mod tests {
         assert_eq!(c.heartbeat_ms, 250);
         assert!(c.public_read);
         assert_eq!(c.allowed_origins, vec!["http://a.test", "https://b.test"]);
-        assert_eq!(c.guild_for(Some("43")), Some("43"));
-        assert_eq!(c.guild_for(Some("44")), None);
+        use contracts::Snowflake;
+        assert_eq!(c.requested_guild(None), Ok(Snowflake(42)));
+        assert_eq!(c.requested_guild(Some("43")), Ok(Snowflake(43)));
+        assert!(c.requested_guild(Some("x")).is_err());
+        assert!(c.allows(Snowflake(42)) && c.allows(Snowflake(43)));
+        assert!(!c.allows(Snowflake(44)), "GUILD_IDS set: an allow-list");
+        let open = cfg(&[("GUILD_ID", "42"), ("GUILD_IDS", "")]).unwrap();
+        assert!(
+            open.allows(Snowflake(44)),
+            "GUILD_IDS unset: any guild the bot is in"
+        );
 
         let e = cfg(&[("REPLAY_MAX_EVENTS", "lots")]).unwrap_err();
         assert_eq!(e.var, "REPLAY_MAX_EVENTS");
@@ -340,6 +410,30 @@ mod tests {
             "ALLOWED_ORIGINS"
         );
         assert_eq!(cfg(&[("GUILD_ID", "abc")]).unwrap_err().var, "GUILD_ID");
+    }
+
+    #[test]
+    fn keepalive_follows_the_quiet_limit() {
+        assert_eq!(
+            cfg(&[("LINK_QUIET_MS", "1500")]).unwrap().hub_keepalive_ms,
+            375
+        );
+        assert_eq!(
+            cfg(&[("HUB_KEEPALIVE_MS", "250")])
+                .unwrap()
+                .hub_keepalive_ms,
+            250
+        );
+        assert_eq!(
+            cfg(&[("LINK_QUIET_MS", "1000"), ("HUB_KEEPALIVE_MS", "600")])
+                .unwrap_err()
+                .var,
+            "HUB_KEEPALIVE_MS"
+        );
+        assert_eq!(
+            cfg(&[("IDENTIFY_WINDOW_MS", "0")]).unwrap_err().var,
+            "IDENTIFY_WINDOW_MS"
+        );
     }
 
     #[test]

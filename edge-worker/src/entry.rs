@@ -111,31 +111,62 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
             .await;
     }
 
+    if route.needs_admin() {
+        let resp = crate::entry_bot::admin(req, &env, &secrets, route, &cors_headers).await?;
+        return with_cors(resp, &cors_headers);
+    }
+
     let authorization = req.headers().get("Authorization")?;
-    let mut guild = config.guild_id.clone();
     if route.needs_link_token() {
         if let Err(d) = auth::check_link(&secrets, authorization.as_deref()) {
             console_warn!("entry: {method} {path} refused: {}", d.message);
             return error(d.code, d.message, &[("WWW-Authenticate", "Bearer".into())]);
         }
-        if route == Route::Ingest {
-            let max = config.max_ingest_bytes;
-            let declared = req
-                .headers()
-                .get("Content-Length")?
-                .and_then(|v| v.parse::<u64>().ok());
-            if declared.is_some_and(|n| n > max) {
-                return error(
-                    ErrorCode::TooLarge,
-                    format!("ingest body exceeds {max} bytes; split the batch"),
-                    &[],
-                );
+        match route {
+            Route::Ingest => {
+                let max = config.max_ingest_bytes;
+                let declared = req
+                    .headers()
+                    .get("Content-Length")?
+                    .and_then(|v| v.parse::<u64>().ok());
+                if declared.is_some_and(|n| n > max) {
+                    return error(
+                        ErrorCode::TooLarge,
+                        format!("ingest body exceeds {max} bytes; split the batch"),
+                        &[],
+                    );
+                }
+                return crate::entry_ingest::handle(req, &env, &config).await;
             }
-        }
-        if route == Route::CommandResult {
-            return crate::entry_actions::command_result(req, &env, &config).await;
+            Route::CommandResult => {
+                return crate::entry_actions::command_result(req, &env, &config).await
+            }
+            Route::Register | Route::Identify => {
+                return crate::entry_bot::link(req, &env, route).await
+            }
+            _ => {}
         }
     }
+    // Operations on one guild's hub (`?guild=`, default GUILD_ID): health, metrics, disconnect.
+    let url = req.url()?;
+    let named = filter::pairs(url.query().unwrap_or(""))
+        .into_iter()
+        .find(|(k, _)| k == "guild")
+        .map(|(_, v)| v)
+        .filter(|g| !g.trim().is_empty());
+    let mut guild = match &named {
+        Some(g) if route.needs_link_token() => match g.parse::<contracts::Snowflake>() {
+            Ok(g) => g.to_string(),
+            Err(e) => {
+                return error(
+                    ErrorCode::InvalidRequest,
+                    format!("guild {g:?} is not a guild id: {e}"),
+                    &[],
+                )
+            }
+        },
+        _ => config.guild_id.clone(),
+    };
     // The stream reader's user (JWT `sub`), for per-user `command.result` events.
     let mut stream_user: Option<String> = None;
     // Voice (`/api/voice`, the legacy WebSocket) is read like the stream.
@@ -157,42 +188,44 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
                 return error(d.code, d.message, &extra);
             }
         }
-        let url = req.url()?;
-        let requested = filter::pairs(url.query().unwrap_or(""))
-            .into_iter()
-            .find(|(k, _)| k == "guild")
-            .map(|(_, v)| v);
-        match config.guild_for(requested.as_deref()) {
-            Some(g) => guild = g.to_string(),
-            None => {
-                return error(
-                    ErrorCode::NotFound,
-                    "this edge does not serve that guild",
-                    &cors_headers,
-                )
-            }
+        match crate::entry_bot::served_guild(&req, &env, &config, false, &cors_headers).await? {
+            Ok((g, _)) => guild = g.to_string(),
+            Err(resp) => return Ok(resp),
         }
     }
 
-    let stub = env
-        .durable_object(HUB_BINDING)?
-        .id_from_name(&guild)?
-        .get_stub()?;
-    let req = if route == Route::Stream {
-        crate::entry_actions::with_user(req, stream_user.as_deref())?
+    let stub = crate::entry_bot::hub_stub(&env, &guild)?;
+    let user = if route == Route::Stream {
+        stream_user.as_deref()
     } else {
-        req
+        None
     };
-    let resp = stub.fetch_with_request(req).await?;
+    let to_hub = crate::entry_bot::for_hub(&req, &guild, user)?;
+    let resp = stub.fetch_with_request(to_hub).await?;
+    if route == Route::Metrics {
+        // The hub's series, then the BotHub's `edge_bot_*`.
+        let mut resp = resp;
+        let mut text = resp.text().await?;
+        text.push_str(&crate::entry_bot::metrics(&env).await);
+        let headers = Headers::new();
+        headers.set("Content-Type", "text/plain; version=0.0.4")?;
+        return Ok(Response::ok(text)?
+            .with_status(resp.status_code())
+            .with_headers(headers));
+    }
+    with_cors(resp, &cors_headers)
+}
+
+/// `resp` with the CORS headers added (responses from a stub have immutable headers: copied).
+fn with_cors(resp: Response, cors_headers: &[(&'static str, String)]) -> Result<Response> {
     if cors_headers.is_empty() {
         return Ok(resp);
     }
-    // Responses from a stub have immutable headers: copy them into a new response.
     let headers = Headers::new();
     for (k, v) in resp.headers().entries() {
         headers.set(&k, &v)?;
     }
-    for (k, v) in &cors_headers {
+    for (k, v) in cors_headers {
         headers.set(k, v)?;
     }
     Ok(ResponseBuilder::new()

@@ -7,10 +7,10 @@
 use crate::actions::{self, Action, ADMIT_PATH, CHANNEL_HEADER, USER_HEADER};
 use crate::auth;
 use crate::config::{Config, Secrets};
-use crate::filter;
 use crate::router;
+use crate::routing::GUILD_HEADER;
 use crate::traceparent;
-use contracts::{CommandResultPost, ErrorCode, Snowflake};
+use contracts::{CommandResultPost, ErrorCode};
 use std::future::Future;
 use std::task::Poll;
 use std::time::Duration;
@@ -19,6 +19,9 @@ use worker::*;
 
 /// `Retry-After` (seconds) when the holder can't be reached.
 const HOLDER_RETRY_AFTER_SECS: u64 = 2;
+/// `Retry-After` (seconds) when the guild's holder is gone or no holder runs its shard (it
+/// re-registers every 10 s, and its first batch after a restart makes it alive again).
+const HOLDER_GONE_RETRY_AFTER_SECS: u64 = 5;
 /// The holder gets `wait_ms` plus this long to answer before it counts as unavailable.
 const HOLDER_MARGIN_MS: u64 = 3_000;
 /// The hub's path for a command result (after the Worker checked it).
@@ -49,26 +52,7 @@ pub(crate) fn random<const N: usize>() -> [u8; N] {
     out
 }
 
-/// The guild named by `?guild=` (or the default), as a snowflake.
-fn guild_of(req: &Request, config: &Config) -> std::result::Result<Snowflake, &'static str> {
-    let url = req.url().map_err(|_| "bad url")?;
-    let requested = filter::pairs(url.query().unwrap_or(""))
-        .into_iter()
-        .find(|(k, _)| k == "guild")
-        .map(|(_, v)| v);
-    let guild = config
-        .guild_for(requested.as_deref())
-        .ok_or("this edge does not serve that guild")?;
-    guild
-        .parse::<Snowflake>()
-        .map_err(|_| "commands need GUILD_ID to be a guild snowflake")
-}
-
-fn hub_stub(env: &Env, guild: &str) -> Result<Stub> {
-    env.durable_object(crate::entry::HUB_BINDING)?
-        .id_from_name(guild)?
-        .get_stub()
-}
+use crate::entry_bot::hub_stub;
 
 /// Runs `fut`, giving up after `ms`.
 async fn within<T>(ms: u64, fut: impl Future<Output = T>) -> Option<T> {
@@ -165,14 +149,33 @@ pub(crate) async fn handle(
             return respond(status, body, &extra);
         }
     };
-    let guild = match guild_of(&req, config) {
-        Ok(g) => g,
-        Err(m) => return fail(ErrorCode::NotFound, m, &extra),
+    // The guild (`?guild=`, default GUILD_ID): one the edge serves, and where its commands go.
+    let (guild, lookup) =
+        match crate::entry_bot::served_guild(&req, env, config, true, &extra).await? {
+            Ok(found) => found,
+            Err(resp) => return Ok(resp),
+        };
+    let holder_url = match lookup
+        .as_ref()
+        .map_or(Ok(config.commands.holder_url.as_str()), |l| {
+            l.holder.url(&config.commands.holder_url)
+        }) {
+        Ok(u) => u.to_string(),
+        Err(reason) => {
+            console_warn!(
+                "actions: trace={trace} {} guild={guild} holder unavailable: {reason}",
+                action.name()
+            );
+            let mut e = extra.clone();
+            e.push(("Retry-After", HOLDER_GONE_RETRY_AFTER_SECS.to_string()));
+            return fail(ErrorCode::HolderUnavailable, reason.to_string(), &e);
+        }
     };
 
     // The per-user limit lives in the guild's hub (single-threaded, so exact).
     let admit_headers = Headers::new();
     admit_headers.set(USER_HEADER, &key)?;
+    admit_headers.set(GUILD_HEADER, &guild.to_string())?;
     if let Some(channel) = command.channel_id() {
         admit_headers.set(CHANNEL_HEADER, &channel.to_string())?;
     }
@@ -239,7 +242,7 @@ pub(crate) async fn handle(
     init.with_method(Method::Post)
         .with_headers(headers)
         .with_body(Some(JsValue::from_str(&holder_body)));
-    let url = format!("{}/commands", config.commands.holder_url);
+    let url = format!("{holder_url}/commands");
     console_log!(
         "actions: trace={trace} command={command_id} {} user={key} -> holder (admitted in {} ms)",
         action.name(),
@@ -309,10 +312,10 @@ pub(crate) async fn command_result(
         }
     };
     let guild = post.guild_id.to_string();
-    if config.guild_for(Some(&guild)).is_none() {
+    if !config.allows(post.guild_id) {
         return fail(
             ErrorCode::NotFound,
-            "this edge does not serve that guild",
+            crate::bot::registry::NotServed::NotAllowed.message(&guild),
             &vec![],
         );
     }
@@ -331,23 +334,11 @@ pub(crate) async fn command_result(
     );
     let headers = Headers::new();
     headers.set(USER_HEADER, &key)?;
+    headers.set(GUILD_HEADER, &guild)?;
     let mut init = RequestInit::new();
     init.with_method(Method::Post)
         .with_headers(headers)
         .with_body(Some(JsValue::from_str(&actions::result_json(&post.event))));
     let to_hub = Request::new_with_init(&format!("https://hub{RESULT_PATH}"), &init)?;
     hub_stub(env, &guild)?.fetch_with_request(to_hub).await
-}
-
-/// The stream request for the hub, carrying the reader's user (or none for an anonymous reader).
-/// A browser-sent copy of the header is always dropped.
-pub(crate) fn with_user(req: Request, user: Option<&str>) -> Result<Request> {
-    let headers = req.headers().clone();
-    headers.delete(USER_HEADER)?;
-    if let Some(u) = user {
-        headers.set(USER_HEADER, &actions::user_key(u))?;
-    }
-    let mut init = RequestInit::new();
-    init.with_method(req.method()).with_headers(headers);
-    Request::new_with_init(req.url()?.as_str(), &init)
 }

@@ -26,6 +26,7 @@
 
 pub mod actions;
 pub mod auth;
+pub mod bot;
 pub mod config;
 pub mod cors;
 pub mod dev_session;
@@ -34,12 +35,14 @@ pub mod fanout;
 pub mod filter;
 pub mod guild_channels;
 pub mod ingest;
+pub mod join;
 pub mod jwt;
 pub mod link;
 pub mod metrics;
 pub mod queue;
 pub mod rate_limit;
 pub mod router;
+pub mod routing;
 pub mod sse;
 pub mod traceparent;
 pub mod voice;
@@ -50,7 +53,13 @@ mod entry;
 #[cfg(target_arch = "wasm32")]
 mod entry_actions;
 #[cfg(target_arch = "wasm32")]
+mod entry_bot;
+#[cfg(target_arch = "wasm32")]
+mod entry_ingest;
+#[cfg(target_arch = "wasm32")]
 mod hub;
 
+#[cfg(target_arch = "wasm32")]
+pub use bot::BotHub;
 #[cfg(target_arch = "wasm32")]
 pub use hub::GuildHub;

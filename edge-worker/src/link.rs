@@ -1,8 +1,9 @@
 //! Is the holder link up? Every batch (keep-alives are empty batches) refreshes `last_seen` and
-//! the holder's reported gateway state; a tick finds the link quiet after `LINK_QUIET_MS`. A
-//! `status` event is due whenever what browsers were last told changes.
+//! the holder's reported gateway state; a tick finds the link quiet after `LINK_QUIET_MS`. The
+//! guild's availability (GUILD_CREATE / GUILD_DELETE) is part of the same `status`. A `status`
+//! event is due whenever what browsers were last told changes.
 
-use contracts::{GatewayState, LinkState, StatusEvent, Version};
+use contracts::{GatewayState, GuildAvailability, LinkState, StatusEvent, Version};
 use serde::{Deserialize, Serialize};
 
 /// Persisted (as JSON) so a restarted hub knows what it last announced.
@@ -15,6 +16,12 @@ pub struct LinkTracker {
     /// The gateway state of the last `status` event stored.
     #[serde(default)]
     pub announced_gateway: Option<GatewayState>,
+    /// The guild as Discord last reported it (None: no GUILD_CREATE / GUILD_DELETE yet).
+    #[serde(default)]
+    pub guild: Option<GuildAvailability>,
+    /// The guild availability of the last `status` event stored.
+    #[serde(default)]
+    pub announced_guild: Option<GuildAvailability>,
 }
 
 impl LinkTracker {
@@ -32,8 +39,20 @@ impl LinkTracker {
             link: self.state(now, quiet_ms),
             gateway: self.gateway,
             last_seen: self.last_seen,
-            guild: None,
+            guild: self.guild,
         }
+    }
+
+    /// The guild's availability changed (GUILD_CREATE / GUILD_DELETE of the hub's guild).
+    /// Returns the `status` event to store, if browsers must hear about it.
+    pub fn on_guild(
+        &mut self,
+        now: u64,
+        guild: GuildAvailability,
+        quiet_ms: u64,
+    ) -> Option<StatusEvent> {
+        self.guild = Some(guild);
+        self.announce_if_changed(now, quiet_ms)
     }
 
     /// A batch or keep-alive arrived. Returns the `status` event to store, if browsers must
@@ -63,11 +82,15 @@ impl LinkTracker {
 
     fn announce_if_changed(&mut self, now: u64, quiet_ms: u64) -> Option<StatusEvent> {
         let status = self.status(now, quiet_ms);
-        if self.announced == Some(status.link) && self.announced_gateway == status.gateway {
+        if self.announced == Some(status.link)
+            && self.announced_gateway == status.gateway
+            && self.announced_guild == status.guild
+        {
             return None;
         }
         self.announced = Some(status.link);
         self.announced_gateway = status.gateway;
+        self.announced_guild = status.guild;
         Some(status)
     }
 }
@@ -102,5 +125,30 @@ mod tests {
             .on_holder(601, Some(GatewayState::Reconnecting), 100)
             .unwrap();
         assert_eq!(gw.gateway, Some(GatewayState::Reconnecting));
+    }
+
+    #[test]
+    fn guild_availability_is_part_of_status() {
+        let mut l = LinkTracker::default();
+        l.on_holder(10, Some(GatewayState::Ready), 100);
+        assert_eq!(l.status(10, 100).guild, None, "unknown before GUILD_CREATE");
+        let s = l.on_guild(11, GuildAvailability::Available, 100).unwrap();
+        assert_eq!(
+            (s.link, s.guild),
+            (LinkState::Up, Some(GuildAvailability::Available))
+        );
+        assert_eq!(l.on_guild(12, GuildAvailability::Available, 100), None);
+        let s = l.on_guild(13, GuildAvailability::Unavailable, 100).unwrap();
+        assert_eq!(s.guild, Some(GuildAvailability::Unavailable));
+        // A later link change carries the guild along.
+        let down = l.on_tick(500, 100).unwrap();
+        assert_eq!(
+            (down.link, down.guild),
+            (LinkState::Down, Some(GuildAvailability::Unavailable))
+        );
+        // What was saved before this field existed still loads.
+        let old: LinkTracker =
+            serde_json::from_str(r#"{"last_seen":5,"gateway":"ready","announced":"up"}"#).unwrap();
+        assert_eq!(old.guild, None);
     }
 }

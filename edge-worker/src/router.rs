@@ -24,6 +24,14 @@ pub enum Route {
     LegacyEvents,
     /// `POST /api/dev/session`: a demo session cookie, only with `DEV_LOGIN=true` (local dev).
     DevSession,
+    /// `POST /link/register`: a holder announces its shards and `/commands` URL.
+    Register,
+    /// `POST /link/identify`: the bot-wide IDENTIFY queue.
+    Identify,
+    /// `GET /api/bot/stream`: the bot-wide record (admin sessions).
+    BotStream,
+    /// `GET /api/bot/registry`: the guilds the bot is in and the holders (admin sessions).
+    BotRegistry,
 }
 
 impl Route {
@@ -31,15 +39,30 @@ impl Route {
     pub fn needs_link_token(self) -> bool {
         matches!(
             self,
-            Route::Metrics | Route::Ingest | Route::DisconnectClients | Route::CommandResult
+            Route::Metrics
+                | Route::Ingest
+                | Route::DisconnectClients
+                | Route::CommandResult
+                | Route::Register
+                | Route::Identify
         )
+    }
+
+    /// Routes for operators' sessions: a JWT whose `scope` contains `admin` (never `PUBLIC_READ`).
+    pub fn needs_admin(self) -> bool {
+        matches!(self, Route::BotStream | Route::BotRegistry)
     }
 
     /// Routes a browser calls, which get CORS headers.
     pub fn is_browser(self) -> bool {
         matches!(
             self,
-            Route::Stream | Route::Preflight | Route::Action(_) | Route::Voice
+            Route::Stream
+                | Route::Preflight
+                | Route::Action(_)
+                | Route::Voice
+                | Route::BotStream
+                | Route::BotRegistry
         )
     }
 
@@ -99,6 +122,10 @@ const TABLE: &[(&str, &str, Route)] = &[
     ("/api/voice", "GET", Route::Voice),
     ("/api/internal/events", "GET", Route::LegacyEvents),
     ("/api/dev/session", "POST", Route::DevSession),
+    ("/link/register", "POST", Route::Register),
+    ("/link/identify", "POST", Route::Identify),
+    ("/api/bot/stream", "GET", Route::BotStream),
+    ("/api/bot/registry", "GET", Route::BotRegistry),
 ];
 
 pub fn route(method: &str, path: &str) -> Result<Route, NoRoute> {
@@ -205,6 +232,25 @@ mod tests {
         // A WebSocket handshake is not CORS: the legacy socket gets no CORS headers.
         assert!(!Route::LegacyEvents.is_browser());
         assert!(!Route::Voice.needs_link_token() && !Route::LegacyEvents.needs_link_token());
+    }
+
+    #[test]
+    fn bot_routes() {
+        assert_eq!(route("POST", "/link/register"), Ok(Route::Register));
+        assert_eq!(route("POST", "/link/identify"), Ok(Route::Identify));
+        assert!(Route::Register.needs_link_token() && Route::Identify.needs_link_token());
+        assert!(
+            route("OPTIONS", "/link/identify").is_err(),
+            "no preflight for /link/*"
+        );
+        assert_eq!(route("GET", "/api/bot/stream"), Ok(Route::BotStream));
+        assert_eq!(route("OPTIONS", "/api/bot/registry"), Ok(Route::Preflight));
+        assert!(Route::BotStream.needs_admin() && Route::BotRegistry.needs_admin());
+        assert!(!Route::Stream.needs_admin());
+        assert!(
+            !Route::BotStream.needs_read(),
+            "admin, not read: PUBLIC_READ never applies"
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub(crate) struct Channels {
 }
 
 impl Channels {
-    pub(crate) fn open(state: &State, guild: &str) -> Result<Channels> {
+    pub(crate) fn open(state: &State, guild: Option<Snowflake>) -> Result<Channels> {
         let sql = state.storage().sql();
         sql.exec(
             "CREATE TABLE IF NOT EXISTS guild (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -36,10 +36,14 @@ impl Channels {
             .unwrap_or_default();
         Ok(Channels {
             list,
-            guild: guild.parse().ok(),
+            guild,
             sql,
             dirty: false,
         })
+    }
+
+    pub(crate) fn set_guild(&mut self, guild: Snowflake) {
+        self.guild = Some(guild);
     }
 
     pub(crate) fn feed(&mut self, kind: &str, d: &str) {

@@ -1,12 +1,17 @@
-//! `POST /link/ingest`: read the body (capped), validate it, drop duplicates, store the new
-//! events with fresh cursors, and only then fan them out and answer. The holder retries until it
-//! gets a 2xx, so a batch is acknowledged only once its events are in storage.
+//! `POST /link/ingest` (the Worker's sub-batch for this hub's guild, see `routing.rs`): read the
+//! body (capped), validate it, drop duplicates by (epoch, shard), store the new events with
+//! fresh cursors, and only then fan them out and answer. The holder retries until it gets a 2xx,
+//! so a batch is acknowledged only once every hub's events are in storage.
+//!
+//! GUILD_CREATE / GUILD_DELETE of the hub's guild change its availability: a `status` event
+//! (with `guild`) is stored right after the dispatch, and a removal (the bot left) closes every
+//! stream of the guild once the batch is published.
 
 use super::{error, json, now_ms, Hub};
 use crate::event::{self, EdgeEvent};
 use crate::ingest::{self, Item};
 use crate::router;
-use contracts::{ErrorCode, GapEvent, GapReason, IngestBatch, Version};
+use contracts::{ErrorCode, GapEvent, GapReason, GuildAvailability, IngestBatch, Version};
 use std::cell::RefCell;
 use std::rc::Rc;
 use worker::*;
@@ -39,7 +44,7 @@ pub(crate) async fn handle(hub: &Rc<RefCell<Hub>>, mut req: Request) -> Result<R
         }
     };
     let mut h = hub.borrow_mut();
-    let answer = h.ingest(batch)?;
+    let answer = h.ingest(batch)?.json();
     let now = now_ms();
     h.metrics
         .ingest_latency
@@ -54,9 +59,28 @@ fn too_large(max: u64) -> Result<Response> {
     )
 }
 
+/// What one ingest did.
+pub(crate) struct Ingested {
+    pub(crate) accepted: u64,
+    pub(crate) duplicates: u64,
+    pub(crate) cursor: u64,
+}
+
+impl Ingested {
+    pub(crate) fn json(&self) -> String {
+        format!(
+            r#"{{"version":"{}","accepted":{},"duplicates":{},"cursor":{}}}"#,
+            contracts::VERSION,
+            self.accepted,
+            self.duplicates,
+            self.cursor
+        )
+    }
+}
+
 impl Hub {
-    /// Stores a validated batch and publishes it; returns the answer body.
-    fn ingest(&mut self, batch: IngestBatch) -> Result<String> {
+    /// Stores a validated batch and publishes it.
+    pub(crate) fn ingest(&mut self, batch: IngestBatch) -> Result<Ingested> {
         let now = now_ms();
         let IngestBatch {
             epoch,
@@ -66,8 +90,19 @@ impl Hub {
             ..
         } = batch;
         let keepalive = envelopes.is_empty() && gaps.is_empty();
-        let high_water = self.high_water(&epoch)?;
-        let plan = ingest::plan(envelopes, gaps, high_water);
+        // The marks of every shard the batch carries, read before planning.
+        let mut shards: Vec<u32> = envelopes
+            .iter()
+            .map(|e| e.shard)
+            .chain(gaps.iter().map(ingest::gap_shard))
+            .collect();
+        shards.sort_unstable();
+        shards.dedup();
+        let mut marks = std::collections::BTreeMap::new();
+        for s in shards {
+            marks.insert(s, self.high_water(&epoch, s)?);
+        }
+        let plan = ingest::plan(envelopes, gaps, |s| marks.get(&s).copied().flatten());
 
         let mut events = Vec::with_capacity(plan.items.len() + 1);
         // The link coming back (or a gateway change) is announced before the batch's events.
@@ -79,6 +114,9 @@ impl Hub {
         let mut holder_gaps = 0u64;
         let mut voice_events = Vec::new();
         let mut withheld = 0u64;
+        let mut statuses = u64::from(status.is_some());
+        let mut removed = false;
+        let guild_hub = self.role == super::Role::Guild;
         for item in plan.items {
             match item {
                 Item::Dispatch(env) if event::is_withheld(&env.kind) => withheld += 1,
@@ -87,8 +125,16 @@ impl Hub {
                         .holder_lag
                         .observe_ms(now.saturating_sub(env.received_at) as f64);
                     // Voice events caused by this dispatch are stored right after it.
-                    let voice = self.voice.feed(&env.kind, env.d.get(), env.received_at);
-                    self.channels.feed(&env.kind, env.d.get());
+                    let (voice, availability) = if guild_hub {
+                        let voice = self.voice.feed(&env.kind, env.d.get(), env.received_at);
+                        self.channels.feed(&env.kind, env.d.get());
+                        let availability = crate::routing::availability(&env.kind, env.d.get())
+                            .filter(|(g, _)| self.guild.is_none_or(|mine| mine == *g))
+                            .map(|(_, a)| a);
+                        (voice, availability)
+                    } else {
+                        (Vec::new(), None)
+                    };
                     let (name, channel, data) = event::dispatch(env);
                     events.push(EdgeEvent {
                         cursor: 0,
@@ -101,6 +147,15 @@ impl Hub {
                     events.extend(voice.iter().map(crate::voice::edge_event));
                     voice_events.extend(voice);
                     dispatches += 1;
+                    // The guild's availability changed: `status` right after the dispatch.
+                    if let Some(a) = availability {
+                        removed = a == GuildAvailability::Removed;
+                        if let Some(s) = self.link.on_guild(now, a, self.config.link_quiet_ms) {
+                            console_log!("hub: guild {:?} is {a:?}", self.guild);
+                            events.push(super::status_event(&s));
+                            statuses += 1;
+                        }
+                    }
                 }
                 Item::Gap(g) => {
                     // `append` hands out cursors in order, so this event's cursor is known now:
@@ -126,10 +181,10 @@ impl Hub {
             }
         }
         self.append(now, &mut events)?;
-        if let Some(hw) = plan.high_water.filter(|hw| Some(*hw) != high_water) {
-            self.set_high_water(&epoch, hw, now)?;
+        for (shard, hw) in &plan.high_water {
+            self.set_high_water(&epoch, *shard, *hw, now)?;
         }
-        self.save_link(now, status.is_some())?;
+        self.save_link(now, statuses > 0)?;
         self.voice.persist()?;
         self.channels.persist()?;
         self.trim(now)?;
@@ -140,18 +195,24 @@ impl Hub {
         self.metrics.withheld += withheld;
         self.metrics.duplicates += plan.duplicates;
         self.metrics.holder_gaps += holder_gaps;
+        self.metrics.status_events += statuses;
         if status.is_some() {
-            self.metrics.status_events += 1;
             console_log!("hub: holder link is up");
         }
         self.publish(now, &events);
         self.voice.broadcast(&voice_events);
-        Ok(format!(
-            r#"{{"version":"{}","accepted":{},"duplicates":{},"cursor":{}}}"#,
-            contracts::VERSION,
-            dispatches + withheld + holder_gaps,
-            plan.duplicates,
-            self.head
-        ))
+        // The bot left the guild: the final `status` is queued; end every stream after it.
+        if removed && self.removed() {
+            let closed = self.close_streams();
+            console_log!(
+                "hub: the bot left guild {:?}; closed {closed} stream(s)",
+                self.guild
+            );
+        }
+        Ok(Ingested {
+            accepted: dispatches + withheld + holder_gaps,
+            duplicates: plan.duplicates,
+            cursor: self.head,
+        })
     }
 }

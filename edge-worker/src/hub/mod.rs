@@ -6,16 +6,20 @@
 //! - `pump.rs`: moves each client's queue into its response body (a native stream).
 //! - `ticker.rs`: the timer that sends pings and notices a quiet holder link.
 //!
-//! The Worker entry has already authenticated the request; the hub trusts its caller.
+//! The Worker entry has already authenticated the request; the hub trusts its caller. Every
+//! request from the Worker names the hub's guild (`X-Rt-Guild`, [`crate::routing::GUILD_HEADER`]);
+//! the hub stores it (meta `guild`) and never takes its guild from `GUILD_ID`. The same `Hub`
+//! also serves the bot-wide record inside the `BotHub` ([`Role::Bot`]: no guild, no voice or
+//! channel tracking).
 //! All mutable state sits in one `Rc<RefCell<Hub>>`. Handlers borrow it only in synchronous
 //! sections (never across an `.await`), which is also what makes replay-then-live atomic.
 
 mod channels;
 mod commands;
-mod ingest;
+pub(crate) mod ingest;
 mod pump;
 mod store;
-mod stream;
+pub(crate) mod stream;
 mod ticker;
 mod voice;
 
@@ -26,8 +30,9 @@ use crate::link::LinkTracker;
 use crate::metrics::{Gauges, Metrics};
 use crate::router;
 use crate::window;
-use contracts::{ErrorCode, LinkState, StatusEvent};
+use contracts::{ErrorCode, GuildAvailability, LinkState, Snowflake, StatusEvent};
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 use store::Store;
 use worker::js_sys::Uint8Array;
@@ -46,8 +51,23 @@ pub(crate) fn now_ms() -> u64 {
     js_sys::Date::now() as u64
 }
 
+/// What a `Hub` holds the stream of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// One guild (`GuildHub`).
+    Guild,
+    /// The bot-wide record of dispatches without a guild (inside the `BotHub`).
+    Bot,
+}
+
+/// Dedup marks cached per (epoch, shard); cleared when it grows past this.
+const MARKS_CACHED: usize = 256;
+
 pub(crate) struct Hub {
-    config: Config,
+    pub(crate) config: Config,
+    role: Role,
+    /// The hub's guild, as the Worker named it (stored in meta `guild`).
+    guild: Option<Snowflake>,
     store: Store,
     clients: ClientSet<Chunk>,
     pumps: pump::Pumps,
@@ -60,8 +80,8 @@ pub(crate) struct Hub {
     last_age_trim: u64,
     /// Cursors below this were deleted by the size limit already.
     trimmed_below: u64,
-    /// The current epoch's dedup mark, cached (the holder keeps one epoch for its lifetime).
-    high_water: Option<(String, Option<u64>)>,
+    /// Dedup marks by (epoch, shard), cached (a holder keeps one epoch for its lifetime).
+    high_water: HashMap<(String, u32), Option<u64>>,
     /// When the link tracker was last written (its `last_seen` is saved at most once a second).
     link_saved_at: u64,
     ticker_running: bool,
@@ -75,20 +95,26 @@ pub(crate) struct Hub {
 }
 
 impl Hub {
-    fn open(state: &State, env: &Env) -> std::result::Result<Hub, String> {
+    pub(crate) fn open(state: &State, env: &Env, role: Role) -> std::result::Result<Hub, String> {
         let config = Config::from_lookup(|k| env.var(k).ok().map(|v| v.to_string()))
             .map_err(|e| e.to_string())?;
         let store = Store::open(state.storage().sql()).map_err(|e| format!("storage: {e}"))?;
         let head = store.head().map_err(|e| format!("storage: {e}"))?;
         let link = store.link().map_err(|e| format!("storage: {e}"))?;
-        let voice = voice::Voice::open(state, env, &config.guild_id)?;
-        let channels = channels::Channels::open(state, &config.guild_id)
-            .map_err(|e| format!("storage: {e}"))?;
+        let guild: Option<Snowflake> = store
+            .meta("guild")
+            .map_err(|e| format!("storage: {e}"))?
+            .and_then(|g| g.parse().ok());
+        let voice = voice::Voice::open(state, env, guild)?;
+        let channels =
+            channels::Channels::open(state, guild).map_err(|e| format!("storage: {e}"))?;
         let config_rate = (config.commands.rate_per_sec, config.commands.burst);
         Ok(Hub {
             clients: ClientSet::new(config.client_queue_max),
             pumps: pump::Pumps::default(),
             config,
+            role,
+            guild,
             store,
             link,
             metrics: Metrics::default(),
@@ -96,7 +122,7 @@ impl Hub {
             last_at: 0,
             last_age_trim: 0,
             trimmed_below: 0,
-            high_water: None,
+            high_water: HashMap::new(),
             link_saved_at: 0,
             ticker_running: false,
             voice,
@@ -141,23 +167,72 @@ impl Hub {
         Ok(())
     }
 
-    /// The dedup mark of `epoch`, from the cache or storage.
-    fn high_water(&mut self, epoch: &str) -> Result<Option<u64>> {
-        match &self.high_water {
-            Some((e, hw)) if e == epoch => Ok(*hw),
-            _ => {
-                let hw = self.store.high_water(epoch)?;
-                self.high_water = Some((epoch.to_string(), hw));
-                Ok(hw)
-            }
+    /// The dedup mark of (`epoch`, `shard`), from the cache or storage.
+    fn high_water(&mut self, epoch: &str, shard: u32) -> Result<Option<u64>> {
+        let key = (epoch.to_string(), shard);
+        if let Some(hw) = self.high_water.get(&key) {
+            return Ok(*hw);
         }
+        if self.high_water.len() >= MARKS_CACHED {
+            self.high_water.clear();
+        }
+        let hw = self.store.high_water(epoch, shard)?;
+        self.high_water.insert(key, hw);
+        Ok(hw)
     }
 
-    fn set_high_water(&mut self, epoch: &str, hw: u64, now: u64) -> Result<()> {
-        let new_epoch = !matches!(&self.high_water, Some((e, Some(_))) if e == epoch);
-        self.store.set_high_water(epoch, hw, now, new_epoch)?;
-        self.high_water = Some((epoch.to_string(), Some(hw)));
+    fn set_high_water(&mut self, epoch: &str, shard: u32, hw: u64, now: u64) -> Result<()> {
+        // A mark of an epoch not yet seen here: time to drop the oldest epochs' marks.
+        let new_epoch = !self
+            .high_water
+            .iter()
+            .any(|((e, _), mark)| e == epoch && mark.is_some());
+        self.store
+            .set_high_water(epoch, shard, hw, now, new_epoch)?;
+        self.high_water.insert((epoch.to_string(), shard), Some(hw));
         Ok(())
+    }
+
+    /// Takes the guild the Worker named (`X-Rt-Guild`) as this hub's, storing it the first time
+    /// (and if it ever differed, which only a hand-made request could cause).
+    fn adopt_guild(&mut self, named: Option<&str>) -> Result<()> {
+        if self.role != Role::Guild {
+            return Ok(());
+        }
+        let Some(g) = named.and_then(|g| g.parse::<Snowflake>().ok()) else {
+            return Ok(());
+        };
+        if self.guild != Some(g) {
+            self.store.set_meta("guild", g.to_string())?;
+            self.guild = Some(g);
+            self.voice.set_guild(g);
+            self.channels.set_guild(g);
+        }
+        Ok(())
+    }
+
+    /// Whether the bot left this guild (GUILD_DELETE): its streams are closed and new ones 404.
+    fn removed(&self) -> bool {
+        self.link.guild == Some(GuildAvailability::Removed)
+    }
+
+    /// The 404 for a guild the bot left.
+    fn removed_answer(&self) -> Result<Response> {
+        let name = self
+            .guild
+            .map_or_else(|| "?".to_string(), |g| g.to_string());
+        error(
+            ErrorCode::NotFound,
+            crate::bot::registry::NotServed::Left.message(name),
+        )
+    }
+
+    /// Ends every open stream (SSE after what is queued, and the legacy WebSockets).
+    fn close_streams(&mut self) -> usize {
+        let n = self.clients.close_all();
+        self.pumps.drive_all();
+        self.voice.close_sockets();
+        n
     }
 
     /// Saves the link tracker when what browsers were told changed, and its `last_seen` at
@@ -276,7 +351,7 @@ pub struct GuildHub {
 
 impl DurableObject for GuildHub {
     fn new(state: State, env: Env) -> Self {
-        let hub = Hub::open(&state, &env).map(|h| Rc::new(RefCell::new(h)));
+        let hub = Hub::open(&state, &env, Role::Guild).map(|h| Rc::new(RefCell::new(h)));
         if let Err(e) = &hub {
             console_error!("hub: cannot start: {e}");
         }
@@ -289,6 +364,21 @@ impl DurableObject for GuildHub {
             Err(e) => return error(ErrorCode::Internal, format!("edge misconfigured: {e}")),
         };
         let path = req.path();
+        let named = req.headers().get(crate::routing::GUILD_HEADER)?;
+        if let Err(e) = hub.borrow_mut().adopt_guild(named.as_deref()) {
+            console_error!("hub: storing the guild id: {e}");
+            return error(
+                ErrorCode::Internal,
+                "the edge could not complete the request",
+            );
+        }
+        let guarded = matches!(
+            path.as_str(),
+            "/api/stream" | "/api/voice" | "/api/internal/events" | crate::actions::ADMIT_PATH
+        );
+        if guarded && hub.borrow().removed() {
+            return hub.borrow().removed_answer();
+        }
         let result = match (req.method(), path.as_str()) {
             (Method::Get | Method::Head, "/healthz") => {
                 let head = hub.borrow().head;

@@ -1,5 +1,6 @@
 //! The hub's Durable Object storage (SQLite, synchronous API): the replay window, the edge
-//! cursor, the per-epoch dedup marks and the link tracker.
+//! cursor, the per-(epoch, shard) dedup marks (table `marks`), the link tracker and the hub's
+//! guild id (table `meta`).
 //!
 //! Every call here is synchronous, so a run of them with no `await` in between is atomic with
 //! respect to other requests (the object is single-threaded) and is committed as one unit before
@@ -8,7 +9,7 @@
 //!
 //! Write cost per ingest batch is kept to two B-tree pages: one multi-row `INSERT` into `events`
 //! (no secondary index: `at` grows with `cursor`, so age queries walk the primary key) and the
-//! epoch's dedup mark. The head is not written per batch: it is the larger of `meta.head` and the
+//! dedup mark of each (epoch, shard) the batch carried. The head is not written per batch: it is the larger of `meta.head` and the
 //! newest stored cursor, and `meta.head` is brought up to date before any delete (see
 //! [`Store::trim`]), so the head never moves back, even when everything is trimmed.
 
@@ -18,7 +19,7 @@ use serde::Deserialize;
 use worker::{Result, SqlStorage, SqlStorageValue};
 
 /// How many epochs' dedup marks are kept (a holder makes a new epoch only when it loses its
-/// state, so old ones only matter for retries still in flight).
+/// state, so old ones only matter for retries still in flight; several holders each have one).
 const KEEP_EPOCHS: i64 = 32;
 
 /// A Durable Object's SQLite binds at most 100 parameters per statement (Cloudflare's limits
@@ -73,12 +74,25 @@ impl Store {
         // Older versions kept an index on `at`; it cost a page write per batch.
         sql.exec("DROP INDEX IF EXISTS events_at", None)?;
         sql.exec(
-            "CREATE TABLE IF NOT EXISTS epochs (
-                epoch TEXT PRIMARY KEY,
+            "CREATE TABLE IF NOT EXISTS marks (
+                epoch TEXT NOT NULL,
+                shard INTEGER NOT NULL,
                 high_water TEXT NOT NULL,
-                seen_at INTEGER NOT NULL)",
+                seen_at INTEGER NOT NULL,
+                PRIMARY KEY (epoch, shard))",
             None,
         )?;
+        // Before ids were per shard, the mark was per epoch (table `epochs`): it is shard 0's,
+        // which is every id a single-shard holder sent. Moved once, so an upgraded edge does not
+        // take a retried batch for new events.
+        if sql.exec("SELECT epoch FROM epochs LIMIT 0", None).is_ok() {
+            sql.exec(
+                "INSERT OR IGNORE INTO marks (epoch, shard, high_water, seen_at)
+                 SELECT epoch, 0, high_water, seen_at FROM epochs",
+                None,
+            )?;
+            sql.exec("DROP TABLE epochs", None)?;
+        }
         sql.exec(
             "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
             None,
@@ -91,7 +105,7 @@ impl Store {
         self.sql.database_size()
     }
 
-    fn meta(&self, key: &str) -> Result<Option<String>> {
+    pub fn meta(&self, key: &str) -> Result<Option<String>> {
         let rows: Vec<Value> = self
             .sql
             .exec("SELECT value FROM meta WHERE key = ?", vec![key.into()])?
@@ -99,7 +113,7 @@ impl Store {
         Ok(rows.into_iter().next().map(|r| r.value))
     }
 
-    fn set_meta(&self, key: &str, value: String) -> Result<()> {
+    pub fn set_meta(&self, key: &str, value: String) -> Result<()> {
         self.sql.exec(
             "INSERT INTO meta (key, value) VALUES (?, ?)
              ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -134,39 +148,42 @@ impl Store {
         )
     }
 
-    pub fn high_water(&self, epoch: &str) -> Result<Option<u64>> {
+    pub fn high_water(&self, epoch: &str, shard: u32) -> Result<Option<u64>> {
         let rows: Vec<Value> = self
             .sql
             .exec(
-                "SELECT high_water AS value FROM epochs WHERE epoch = ?",
-                vec![epoch.into()],
+                "SELECT high_water AS value FROM marks WHERE epoch = ? AND shard = ?",
+                vec![epoch.into(), SqlStorageValue::Integer(i64::from(shard))],
             )?
             .to_array()?;
         Ok(rows.into_iter().next().and_then(|r| r.value.parse().ok()))
     }
 
-    /// Saves an epoch's mark; `prune` (on a new epoch) drops all but the newest epochs' marks.
+    /// Saves an (epoch, shard) mark; `prune` (on an epoch new to this hub) drops the marks of all
+    /// but the most recently seen epochs.
     pub fn set_high_water(
         &self,
         epoch: &str,
+        shard: u32,
         high_water: u64,
         now: u64,
         prune: bool,
     ) -> Result<()> {
         self.sql.exec(
-            "INSERT INTO epochs (epoch, high_water, seen_at) VALUES (?, ?, ?)
-             ON CONFLICT(epoch) DO UPDATE SET high_water = excluded.high_water,
-                                              seen_at = excluded.seen_at",
+            "INSERT INTO marks (epoch, shard, high_water, seen_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT(epoch, shard) DO UPDATE SET high_water = excluded.high_water,
+                                                     seen_at = excluded.seen_at",
             vec![
                 epoch.into(),
+                SqlStorageValue::Integer(i64::from(shard)),
                 high_water.to_string().into(),
                 SqlStorageValue::Integer(now as i64),
             ],
         )?;
         if prune {
             self.sql.exec(
-                "DELETE FROM epochs WHERE epoch NOT IN
-                   (SELECT epoch FROM epochs ORDER BY seen_at DESC LIMIT ?)",
+                "DELETE FROM marks WHERE epoch NOT IN
+                   (SELECT epoch FROM marks GROUP BY epoch ORDER BY MAX(seen_at) DESC LIMIT ?)",
                 vec![SqlStorageValue::Integer(KEEP_EPOCHS)],
             )?;
         }

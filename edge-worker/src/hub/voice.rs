@@ -29,7 +29,7 @@ struct Value {
 pub(crate) struct Voice {
     pub(crate) config: VoiceConfig,
     tracker: VoiceTracker,
-    /// The hub's guild when `GUILD_ID` is a snowflake: other guilds' voice is ignored.
+    /// The hub's guild (as the Worker named it): other guilds' voice is ignored.
     guild: Option<Snowflake>,
     sql: SqlStorage,
     storage: DurableObjectStorage,
@@ -44,7 +44,7 @@ impl Voice {
     pub(crate) fn open(
         state: &State,
         env: &Env,
-        guild: &str,
+        guild: Option<Snowflake>,
     ) -> std::result::Result<Voice, String> {
         let config = VoiceConfig::from_lookup(|k| env.var(k).ok().map(|v| v.to_string()))
             .map_err(|e| e.to_string())?;
@@ -69,7 +69,7 @@ impl Voice {
         let mut v = Voice {
             config,
             tracker,
-            guild: guild.parse().ok(),
+            guild,
             sql,
             storage,
             state: JsValue::from(state.as_raw()).unchecked_into(),
@@ -89,6 +89,19 @@ impl Voice {
         }
         v.arm();
         Ok(v)
+    }
+
+    pub(crate) fn set_guild(&mut self, guild: Snowflake) {
+        self.guild = Some(guild);
+    }
+
+    /// Closes every legacy WebSocket (the bot left the guild).
+    pub(crate) fn close_sockets(&self) {
+        if let Ok(sockets) = self.state.get_websockets() {
+            for ws in sockets {
+                let _ = ws.close_with_code_and_reason(1000, "the bot left this guild");
+            }
+        }
     }
 
     /// Feeds one ingested dispatch; returns the voice events it caused (not yet stored).
