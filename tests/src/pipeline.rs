@@ -60,6 +60,10 @@ pub struct Config {
     /// Run the twilight-gateway bare-receive baseline on the same sim meanwhile (needs a bench
     /// binary that calls [`baseline_twilight::child_main_if_requested`]).
     pub twilight: bool,
+    /// Guilds the bot is in (traffic round-robin over them; client `i` streams guild
+    /// `i % guilds`), and the shards the holder runs them on.
+    pub guilds: usize,
+    pub shards: u32,
 }
 
 /// The process between the holder and the SSE clients.
@@ -197,6 +201,20 @@ pub struct Report {
     pub bursts: Vec<(f64, f64)>,
     /// Fault times (seconds since start).
     pub fault_offsets: Vec<(f64, FaultKind)>,
+    pub guilds: usize,
+    pub shards: u32,
+    /// Per guild, when the run had more than one.
+    pub per_guild: Vec<GuildFigures>,
+}
+
+/// One guild's share of a many-guild run.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct GuildFigures {
+    pub guild_id: String,
+    pub shard: u32,
+    pub clients: usize,
+    pub emitted: usize,
+    pub latency: Percentiles,
 }
 
 /// The twilight-gateway baseline over the same run.
@@ -255,20 +273,23 @@ type Stamps = HashMap<u64, u32>;
 struct Shared {
     port: AtomicU16,
     stop: AtomicBool,
-    /// Stamps every client must have (set once the traffic ended).
-    expected: Mutex<Option<Arc<Stamps>>>,
+    /// Per guild, the stamps each of its clients must have (set once the traffic ended).
+    expected: Mutex<Option<Arc<Vec<Stamps>>>>,
+    /// The guilds, in order (client `i` streams guild `i % len`).
+    guilds: Vec<String>,
 }
 
 /// Opens `/api/stream` (resuming after `last`); Some once the stream's preamble arrived, which
 /// is when the fan-out has registered the client.
-async fn open_stream(port: u16, auth: &str, last: Option<u64>) -> Option<AsyncSse> {
+async fn open_stream(port: u16, auth: &str, guild: &str, last: Option<u64>) -> Option<AsyncSse> {
     let last = last.map(|l| l.to_string());
     let mut h: Vec<(&str, &str)> = vec![("Authorization", auth)];
     if let Some(l) = last.as_deref() {
         h.push(("Last-Event-ID", l));
     }
     let limit = Duration::from_secs(30);
-    let mut c = tokio::time::timeout(limit, AsyncSse::connect(port, "/api/stream", &h))
+    let path = format!("/api/stream?guild={guild}");
+    let mut c = tokio::time::timeout(limit, AsyncSse::connect(port, &path, &h))
         .await
         .ok()?
         .ok()?;
@@ -283,9 +304,11 @@ async fn open_stream(port: u16, auth: &str, last: Option<u64>) -> Option<AsyncSs
 async fn client(
     shared: Arc<Shared>,
     auth: Arc<String>,
+    guild: usize,
     connects: Arc<tokio::sync::Semaphore>,
     ready: mpsc::Sender<bool>,
 ) -> ClientOut {
+    let guild_id = shared.guilds[guild].clone();
     let mut out = ClientOut {
         connected: false,
         receipts: Vec::with_capacity(8192),
@@ -295,7 +318,7 @@ async fn client(
     let mut conn = {
         // A bounded number of handshakes at once, so the listen backlog never overflows.
         let _permit = connects.acquire().await;
-        open_stream(shared.port.load(Ordering::SeqCst), &auth, None).await
+        open_stream(shared.port.load(Ordering::SeqCst), &auth, &guild_id, None).await
     };
     out.connected = conn.is_some();
     let _ = ready.send(out.connected);
@@ -309,7 +332,12 @@ async fn client(
     let mut missing = usize::MAX;
     while !shared.stop.load(Ordering::SeqCst) {
         if expected.is_none() {
-            expected = shared.expected.lock().expect("lock").clone();
+            expected = shared
+                .expected
+                .lock()
+                .expect("lock")
+                .as_ref()
+                .map(|per_guild| Arc::new(per_guild[guild].clone()));
             if let Some(exp) = &expected {
                 missing = exp
                     .iter()
@@ -322,7 +350,13 @@ async fn client(
         }
         let Some(c) = conn.as_mut() else {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            conn = open_stream(shared.port.load(Ordering::SeqCst), &auth, last_id).await;
+            conn = open_stream(
+                shared.port.load(Ordering::SeqCst),
+                &auth,
+                &guild_id,
+                last_id,
+            )
+            .await;
             if conn.is_some() {
                 out.reconnects += 1;
             }
@@ -362,10 +396,13 @@ fn start_fleet(n: usize, shared: Arc<Shared>, auth: String) -> Fleet<ClientOut> 
     let (ready_tx, ready_rx) = mpsc::channel();
     let auth = Arc::new(auth);
     let connects = Arc::new(tokio::sync::Semaphore::new(64));
+    let next = std::sync::atomic::AtomicUsize::new(0);
     let fleet = Fleet::start(n, move || {
+        let guild = next.fetch_add(1, Ordering::Relaxed) % shared.guilds.len();
         client(
             shared.clone(),
             auth.clone(),
+            guild,
             connects.clone(),
             ready_tx.clone(),
         )
@@ -609,7 +646,24 @@ impl Server {
 
 /// Runs the pipeline once and measures it.
 pub fn run(cfg: &Config) -> Report {
-    let (rt, sim) = crate::stack::start_sim(1);
+    let guilds = cfg.guilds.max(1);
+    let shards = cfg.shards.max(1);
+    let (rt, sim) = crate::stack::start_sim_with(
+        1,
+        discord_sim::SimConfig {
+            heartbeat_interval: Duration::from_millis(1500),
+            recommended_shards: shards,
+            // Every shard identifies at once (the pacing is tested elsewhere).
+            max_concurrency: shards,
+            ..discord_sim::SimConfig::with_guilds(guilds)
+        },
+    );
+    let guild_ids: Vec<String> = sim
+        .config()
+        .guilds
+        .iter()
+        .map(|g| g.id.to_string())
+        .collect();
     let _ = crate::stack::holder_binary();
     let holder_port = free_port();
     let holder_url = format!("http://127.0.0.1:{holder_port}");
@@ -630,11 +684,13 @@ pub fn run(cfg: &Config) -> Report {
     };
     let plan = schedule(cfg);
     let edge_restarts = plan.iter().any(|f| f.1 == FaultKind::EdgeRestart);
-    let mut holder = HolderProc::start(
+    let shards_var = shards.to_string();
+    let mut holder = HolderProc::start_with(
         &cfg.name,
         holder_port,
         server.ingest_port(edge_restarts || cfg.ingest_via_wrangler),
         &sim.api_url(),
+        &[("DISCORD_SHARDS", shards_var.as_str())],
     );
     let twilight = cfg.twilight.then(|| {
         let t = TwilightBaseline::spawn(&sim.gateway_url());
@@ -652,6 +708,7 @@ pub fn run(cfg: &Config) -> Report {
         port: AtomicU16::new(worker_port),
         stop: AtomicBool::new(false),
         expected: Mutex::new(None),
+        guilds: guild_ids.clone(),
     });
     sim.clear_records();
 
@@ -712,7 +769,11 @@ pub fn run(cfg: &Config) -> Report {
             duration: cfg.duration,
             max_events: None,
             mix: Default::default(),
-            guilds: Default::default(),
+            guilds: if guilds > 1 {
+                discord_sim::TrafficGuilds::All
+            } else {
+                Default::default()
+            },
         })
     };
 
@@ -813,11 +874,27 @@ pub fn run(cfg: &Config) -> Report {
         .into_iter()
         .filter(|d| d.session_id.is_some())
         .partition(|d| !twilight_sessions.contains(d.session_id.as_deref().unwrap_or_default()));
-    let mut expected: Stamps = HashMap::new();
+    // Per guild: what its streams must carry (a dispatch names its guild in `d`; the better-sse
+    // baseline fans every dispatch out to everyone, like one guild).
+    let guild_of = |d: &discord_sim::EmittedDispatch| -> usize {
+        if guilds == 1 || cfg.fanout == Fanout::BetterSse {
+            return 0;
+        }
+        serde_json::from_str::<serde_json::Value>(&d.d)
+            .ok()
+            .and_then(|v| v["guild_id"].as_str().map(str::to_owned))
+            .and_then(|g| guild_ids.iter().position(|x| *x == g))
+            .unwrap_or(usize::MAX)
+    };
+    let mut per_guild: Vec<Stamps> = vec![HashMap::new(); guilds];
+    let mut emitted_per_guild = vec![0usize; guilds];
     for d in &emitted {
-        *expected.entry(d.sent_us).or_default() += 1;
+        if let Some(stamps) = per_guild.get_mut(guild_of(d)) {
+            *stamps.entry(d.sent_us).or_default() += 1;
+            emitted_per_guild[guild_of(d)] += 1;
+        }
     }
-    *shared.expected.lock().expect("lock") = Some(Arc::new(expected.clone()));
+    *shared.expected.lock().expect("lock") = Some(Arc::new(per_guild.clone()));
     let (outs, clients_cpu_seconds) =
         fleet.finish(cfg.settle, || shared.stop.store(true, Ordering::SeqCst));
     let clients_cpu_seconds = clients_cpu_seconds.unwrap_or(0.0);
@@ -866,7 +943,10 @@ pub fn run(cfg: &Config) -> Report {
     };
     let mut all = Vec::new();
     let mut steady = Vec::new();
+    let mut guild_latencies: Vec<Vec<u64>> = vec![Vec::new(); guilds];
     for (i, o) in outs.iter().enumerate() {
+        let g = i % guilds;
+        let expected = &per_guild[g];
         let mut got: Stamps = HashMap::new();
         for (s, at) in &o.receipts {
             let Some(want) = expected.get(s) else {
@@ -881,6 +961,7 @@ pub fn run(cfg: &Config) -> Report {
             }
             let lat = at.saturating_sub(*s);
             all.push(lat);
+            guild_latencies[g].push(lat);
             if !windows.iter().any(|(a, b)| s >= a && s <= b) {
                 steady.push(lat);
             }
@@ -904,6 +985,21 @@ pub fn run(cfg: &Config) -> Report {
     }
     all.sort_unstable();
     steady.sort_unstable();
+    r.guilds = guilds;
+    r.shards = shards;
+    if guilds > 1 {
+        for (g, mut lat) in guild_latencies.into_iter().enumerate() {
+            lat.sort_unstable();
+            let id: u64 = guild_ids[g].parse().unwrap_or_default();
+            r.per_guild.push(GuildFigures {
+                guild_id: guild_ids[g].clone(),
+                shard: discord_sim::config::shard_of(id, u64::from(shards)) as u32,
+                clients: (0..outs.len()).filter(|i| i % guilds == g).count(),
+                emitted: emitted_per_guild[g],
+                latency: Percentiles::of(&lat),
+            });
+        }
+    }
     r.latency = Percentiles::of(&all);
     r.latency_steady = Percentiles::of(&steady);
     r.all_latencies_us = all;

@@ -41,6 +41,9 @@ fn num(v: f64) -> serde_json::Value {
 pub struct Extras {
     /// The same load through the `better-sse` Node fan-out (fed by the same real holder).
     pub baseline: Option<Report>,
+    /// With a many-guild load run: the same total load on one guild and one shard, run in the
+    /// same invocation (the many-guild run's baseline).
+    pub one_guild: Option<Report>,
     pub notes: Vec<String>,
 }
 
@@ -301,6 +304,9 @@ pub fn markdown(r: &Report, ceiling: &[Report], soak: Option<&Report>, extras: &
             k.holder.peak_rss_mb, k.workerd.peak_rss_mb
         );
     }
+    if let (Some(one), true) = (&extras.one_guild, r.guilds > 1) {
+        many_guilds(&mut s, r, one);
+    }
     if !extras.notes.is_empty() {
         let _ = writeln!(s);
         for n in &extras.notes {
@@ -308,6 +314,79 @@ pub fn markdown(r: &Report, ceiling: &[Report], soak: Option<&Report>, extras: &
         }
     }
     s
+}
+
+/// The many-guild run beside the one-guild run of the same total load: per guild, and the
+/// targets (p95 within 20 %, holder CPU per event within 10 %, nothing lost).
+fn many_guilds(s: &mut String, r: &Report, one: &Report) {
+    let _ = writeln!(
+        s,
+        "\n### {} guilds on {} shards against one guild on one shard, same total load\n",
+        r.guilds, r.shards
+    );
+    let _ = writeln!(
+        s,
+        "| run | clients | emitted | p50 / p95 / p99 (ms) | lost / dup |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|");
+    let _ = writeln!(
+        s,
+        "| one guild, one shard | {} | {} | {} | {} / {} |",
+        one.clients,
+        one.emitted,
+        triple(&one.latency),
+        one.lost,
+        one.duplicated
+    );
+    let _ = writeln!(
+        s,
+        "| {} guilds, {} shards, all | {} | {} | {} | {} / {} |",
+        r.guilds,
+        r.shards,
+        r.clients,
+        r.emitted,
+        triple(&r.latency),
+        r.lost,
+        r.duplicated
+    );
+    for g in &r.per_guild {
+        let _ = writeln!(
+            s,
+            "| guild {} (shard {}) | {} | {} | {} | |",
+            g.guild_id,
+            g.shard,
+            g.clients,
+            g.emitted,
+            triple(&g.latency)
+        );
+    }
+    let p95 = r.latency.p95_ms / one.latency.p95_ms;
+    let cpu = r.holder.cpu_seconds_per_1000_emitted / one.holder.cpu_seconds_per_1000_emitted;
+    let _ = writeln!(
+        s,
+        "\n| figure | {} guilds | one guild | ratio | target |",
+        r.guilds
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|");
+    let _ = writeln!(
+        s,
+        "| p95 (ms) | {:.1} | {:.1} | {} | ≤ ×1.20 |",
+        r.latency.p95_ms,
+        one.latency.p95_ms,
+        ratio(r.latency.p95_ms, one.latency.p95_ms)
+    );
+    let _ = writeln!(
+        s,
+        "| holder CPU s per 1,000 gateway events | {:.4} | {:.4} | {} | ≤ ×1.10 |",
+        r.holder.cpu_seconds_per_1000_emitted,
+        one.holder.cpu_seconds_per_1000_emitted,
+        ratio(
+            r.holder.cpu_seconds_per_1000_emitted,
+            one.holder.cpu_seconds_per_1000_emitted
+        )
+    );
+    let met = p95 <= 1.2 && cpu <= 1.1 && r.lost == 0 && r.duplicated == 0;
+    let _ = writeln!(s, "\nTargets {}.", if met { "met" } else { "**not** met" });
 }
 
 /// Writes pipeline.json, pipeline.md and the PNGs into `dir`; returns the paths written.
@@ -325,6 +404,7 @@ pub fn write(
         "ceiling": ceiling,
         "soak": soak,
         "baseline_better_sse": extras.baseline,
+        "one_guild": extras.one_guild,
         "notes": extras.notes,
         "steady_p95_ms": num(r.latency_steady.p95_ms),
     });

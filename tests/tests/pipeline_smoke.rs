@@ -38,6 +38,8 @@ fn pipeline_smoke() {
         fanout: Fanout::Edge,
         ingest_via_wrangler: false,
         twilight: false,
+        guilds: 1,
+        shards: 1,
     };
     let r = pipeline::run(&cfg);
     assert_eq!(r.clients_connected, r.clients, "every client connected");
@@ -97,6 +99,8 @@ fn pipeline_soak_ci() {
         fanout: Fanout::Edge,
         ingest_via_wrangler: false,
         twilight: false,
+        guilds: 1,
+        shards: 1,
     };
     let r = pipeline::run(&cfg);
     let kinds: Vec<FaultKind> = r.faults.iter().map(|f| f.kind).collect();

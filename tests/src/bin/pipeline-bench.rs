@@ -60,6 +60,14 @@ struct Args {
     /// The holder posts through wrangler's Node proxy instead of the Worker's own port.
     #[arg(long)]
     ingest_via_wrangler: bool,
+    /// Guilds the bot is in: traffic round-robin over them, clients spread over their streams.
+    /// Above 1, a one-guild, one-shard load run at the same total rate runs first as the
+    /// baseline, and the report compares them.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    guilds: u64,
+    /// Shards the holder runs the guilds on (`DISCORD_SHARDS`).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    shards: u32,
     /// Where pipeline.json, pipeline.md and the plots go (default: target/bench).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -113,6 +121,8 @@ fn main() {
         fanout: Fanout::Edge,
         ingest_via_wrangler: a.ingest_via_wrangler,
         twilight: false,
+        guilds: 1,
+        shards: 1,
     };
     let mut load = burst(a.rate);
     load.faults = vec![
@@ -126,7 +136,23 @@ fn main() {
         ),
     ];
     load.twilight = true;
-    eprintln!("pipeline-bench: load run ({} s)…", a.seconds);
+    let one_guild = (a.guilds > 1).then(|| {
+        eprintln!(
+            "pipeline-bench: one-guild load run, the many-guild run's baseline ({} s)…",
+            a.seconds
+        );
+        let mut one = load.clone();
+        one.name = "pipeline-load-one-guild".into();
+        let r = pipeline::run(&one);
+        summary(&r);
+        r
+    });
+    load.guilds = a.guilds as usize;
+    load.shards = a.shards;
+    eprintln!(
+        "pipeline-bench: load run, {} guilds on {} shards ({} s)…",
+        a.guilds, a.shards, a.seconds
+    );
     let main = pipeline::run(&load);
     summary(&main);
 
@@ -188,6 +214,7 @@ fn main() {
 
     let extras = Extras {
         baseline,
+        one_guild,
         notes: vec![
             "Latency: `_sim_sent_us` (stamped by the sim just before the frame is written) to the moment the client read the bytes completing the event, every event at every client; clients read the Worker's own port (not wrangler's proxy), all on one thread (its CPU is the bench-side row).".into(),
             "Baselines run in this invocation: the better-sse row is the same load and clients through `tests/bench/better-sse-server.mjs`, fed by the same release holder from the same kind of sim (a separate run just after the load run, no faults); twilight-gateway 0.18 bare receive (zlib-stream, nothing forwarded) is a child process connected to the same sim during the load run, receiving the very same dispatches.".into(),
