@@ -1,5 +1,6 @@
 //! Tells the edge which shards this holder runs and where its `POST /commands` is
-//! (`POST {EDGE_URL}/link/register`, every [`INTERVAL`]), so an edge serving several holders of
+//! (`POST {EDGE_URL}/link/register`, as often as the edge's answer asks, [`INTERVAL`] until it
+//! has answered), so an edge serving several holders of
 //! one bot sends each guild's commands to the holder whose shards carry that guild and knows
 //! when that holder is gone. An edge that predates the route answers 404: the holder then keeps
 //! quiet about it (a single holder is reached through the edge's `HOLDER_URL` anyway).
@@ -7,8 +8,8 @@
 use crate::config::Secret;
 use std::time::Duration;
 
-/// How often the registration is renewed (the edge treats a holder silent for about three of
-/// these as gone).
+/// How often the registration is renewed until the edge says (`register_every_ms`; it treats a
+/// holder silent for about three of those as gone).
 pub const INTERVAL: Duration = Duration::from_secs(10);
 
 pub struct Registration {
@@ -44,9 +45,8 @@ impl Registration {
         );
         let body = serde_json::to_string(&self.body()).expect("plain structs serialize");
         let mut warned = false;
-        let mut tick = tokio::time::interval(INTERVAL);
+        let mut every = INTERVAL;
         loop {
-            tick.tick().await;
             let r = self
                 .http
                 .post(&url)
@@ -56,7 +56,15 @@ impl Registration {
                 .send()
                 .await;
             match r {
-                Ok(r) if r.status().is_success() => warned = false,
+                Ok(r) if r.status().is_success() => {
+                    warned = false;
+                    let answer = r.bytes().await.ok().and_then(|b| {
+                        serde_json::from_slice::<contracts::link::RegisterAnswer>(&b).ok()
+                    });
+                    if let Some(a) = answer {
+                        every = Duration::from_millis(a.register_every_ms.clamp(100, 600_000));
+                    }
+                }
                 Ok(r) if r.status() == reqwest::StatusCode::NOT_FOUND => {}
                 other => {
                     if !warned {
@@ -64,11 +72,12 @@ impl Registration {
                             Ok(r) => format!("answered {}", r.status()),
                             Err(_) => "is unreachable".into(),
                         };
-                        tracing::warn!(%url, "the edge's holder registration {why}; retrying every {} s", INTERVAL.as_secs());
+                        tracing::warn!(%url, "the edge's holder registration {why}; retrying every {} ms", every.as_millis());
                         warned = true;
                     }
                 }
             }
+            tokio::time::sleep(every).await;
         }
     }
 }
