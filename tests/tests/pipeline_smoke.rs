@@ -1,7 +1,8 @@
 //! Short runs of the whole-pipeline bench: discord-sim → the real holder → `wrangler dev` → 20
 //! SSE clients.
-//! - `pipeline_smoke` (seconds): 100 msgs/s for 5 s with one 500 msgs/s burst, commands flowing
-//!   back, one dropped gateway socket and one holder restart (kill + resume).
+//! - `pipeline_smoke` (seconds): three guilds on two shards, 100 msgs/s for 5 s with one 500
+//!   msgs/s burst, commands flowing back, one dropped gateway socket and one holder restart
+//!   (kill + resume); each client streams one guild.
 //! - `pipeline_soak_ci` (60 s, the CI soak): 100 msgs/s with a random fault every 6 s drawn from
 //!   the soak's list (every kind once, holder and edge restarts included).
 //!
@@ -38,18 +39,31 @@ fn pipeline_smoke() {
         fanout: Fanout::Edge,
         ingest_via_wrangler: false,
         twilight: false,
-        guilds: 1,
-        shards: 1,
+        // Three guilds on two shards: every guild's stream gets exactly its guild's events
+        // through the faults.
+        guilds: 3,
+        shards: 2,
     };
     let r = pipeline::run(&cfg);
     assert_eq!(r.clients_connected, r.clients, "every client connected");
     assert!(r.emitted >= 400, "the sim emitted {} dispatches", r.emitted);
+    assert_eq!(r.per_guild.len(), 3, "{:?}", r.per_guild);
+    assert!(
+        r.per_guild.iter().all(|g| g.emitted > 0),
+        "traffic in every guild: {:?}",
+        r.per_guild
+    );
     assert_eq!(
         (r.lost, r.duplicated, r.unexpected),
         (0, 0, 0),
         "lost / duplicated / unexpected events: {r:?}"
     );
-    assert_eq!(r.delivered, r.emitted as u64 * r.clients as u64);
+    let want: u64 = r
+        .per_guild
+        .iter()
+        .map(|g| g.emitted as u64 * g.clients as u64)
+        .sum();
+    assert_eq!(r.delivered, want, "{:?}", r.per_guild);
     assert_eq!(r.faults.len(), 2);
     assert!(
         r.faults.iter().all(|f| f.recovery_ms.is_some()),
