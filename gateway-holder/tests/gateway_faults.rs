@@ -31,12 +31,14 @@ enum Expect {
 struct Scenario {
     fault: Fault,
     expect: Expect,
-    zlib: bool,
+    compression: Compression,
     /// Emit while the holder is (about to be) disconnected: Discord must replay these on RESUME.
     emit_during: bool,
     /// Applied once the holder reconnected (e.g. turn ACKs back on).
     after: Option<Fault>,
     config: SimConfig,
+    /// What the holder must have logged.
+    log_lines: &'static [&'static str],
 }
 
 /// A holder identified on a fresh sim, with 10 messages delivered: where most fault tests start.
@@ -47,11 +49,13 @@ struct Running {
     dir: tempfile::TempDir,
 }
 
-async fn running(config: SimConfig, zlib: bool) -> Running {
+async fn running(config: SimConfig, compression: Compression) -> Running {
     let sim = start_sim(config).await;
     let ingest = Ingest::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let holder = Holder::spawn(&HolderEnv::new(&sim, &ingest, dir.path(), zlib, &[]));
+    let holder = Holder::spawn(
+        &HolderEnv::new(&sim, &ingest, dir.path(), false, &[]).with_compression(compression),
+    );
     tokio::time::timeout(T, sim.wait_for(|s| s.identifies >= 1))
         .await
         .expect("holder identifies");
@@ -66,14 +70,20 @@ async fn running(config: SimConfig, zlib: bool) -> Running {
 }
 
 impl Scenario {
-    fn new(fault: Fault, expect: Expect, zlib: bool) -> Self {
+    /// `compressed`: with [`test_compression`].
+    fn new(fault: Fault, expect: Expect, compressed: bool) -> Self {
         Scenario {
             fault,
             expect,
-            zlib,
+            compression: if compressed {
+                test_compression()
+            } else {
+                Compression::None
+            },
             emit_during: expect == Expect::Resume,
             after: None,
             config: sim_config(),
+            log_lines: &[],
         }
     }
 
@@ -83,7 +93,7 @@ impl Scenario {
             ingest,
             mut holder,
             dir: _dir,
-        } = running(self.config.clone(), self.zlib).await;
+        } = running(self.config.clone(), self.compression).await;
 
         let before = sim.stats();
         sim.fault(self.fault.clone()).await;
@@ -135,7 +145,12 @@ impl Scenario {
         for c in &conns {
             let q = c.query.clone().unwrap_or_default();
             assert!(q.contains("v=10") && q.contains("encoding=json"), "{q}");
-            assert_eq!(c.zlib, self.zlib, "compression on {}", c.path);
+            assert!(
+                negotiated(c, self.compression),
+                "{:?} expected on {}: {q}",
+                self.compression,
+                c.path
+            );
         }
         if expect == Expect::Resume {
             assert!(
@@ -151,6 +166,9 @@ impl Scenario {
             !log.contains(BOT_TOKEN) && !log.contains(LINK_TOKEN),
             "a secret leaked into the log"
         );
+        for line in self.log_lines {
+            assert!(log.contains(line), "no {line:?} in the log:\n{log}");
+        }
         sim.shutdown().await;
     }
 }
@@ -212,11 +230,56 @@ async fn resumable_close_codes_resume() {
         .await;
 }
 
+/// Each stream's own framing: a zlib-stream message over two websocket messages, a zstd-stream
+/// message in three frames of one websocket message; then a drop and a RESUME on a fresh context.
+async fn split_frames(compression: Compression) {
+    let mut s = Scenario::new(Fault::DropTcp, Expect::Resume, true);
+    s.compression = compression;
+    s.config.split_compressed_frames = true;
+    s.run().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_drop_resumes_with_split_zlib_frames() {
-    let mut s = Scenario::new(Fault::DropTcp, Expect::Resume, true);
-    s.config.split_zlib_frames = true;
+    split_frames(Compression::ZlibStream).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_drop_resumes_with_split_zstd_frames() {
+    split_frames(Compression::ZstdStream).await;
+}
+
+/// A message the connection's decompressor can't decode: the connection ends with a warning
+/// naming the stream, and the session RESUMEs on a new one (with a fresh context) losing nothing.
+async fn corrupt_frame(compression: Compression, lines: &'static [&'static str]) {
+    let mut s = Scenario::new(Fault::CorruptFrame, Expect::Resume, true);
+    s.compression = compression;
+    s.log_lines = lines;
     s.run().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_zstd_frame_resumes() {
+    corrupt_frame(
+        Compression::ZstdStream,
+        &[
+            "WARN gateway_holder::gateway::connection: undecodable compressed gateway message; dropping the connection to RESUME stream=\"zstd-stream\" bytes=6 error=",
+            "connection ended; will RESUME cause=bad compressed data (6 bytes): zstd-stream: ",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_zlib_frame_resumes() {
+    corrupt_frame(
+        Compression::ZlibStream,
+        &[
+            "WARN gateway_holder::gateway::connection: undecodable compressed gateway message; dropping the connection to RESUME stream=\"zlib-stream\" bytes=8 error=",
+            "connection ended; will RESUME cause=bad compressed data (8 bytes): zlib-stream: ",
+        ],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -232,13 +295,18 @@ async fn refused_resume_reidentifies() {
     refused_resume(sim_config(), true).await;
 }
 
-async fn refused_resume(config: SimConfig, zlib: bool) {
+async fn refused_resume(config: SimConfig, compressed: bool) {
+    let compression = if compressed {
+        test_compression()
+    } else {
+        Compression::None
+    };
     let Running {
         sim,
         ingest,
         mut holder,
         dir: _dir,
-    } = running(config, zlib).await;
+    } = running(config, compression).await;
     sim.fault(Fault::RefuseResume(true)).await;
     sim.fault(Fault::Reconnect).await;
     tokio::time::timeout(
@@ -477,7 +545,7 @@ async fn unreachable_resume_url(dead: DeadResumeUrl, refuse_resume: bool) {
             advertised_resume_url: Some(format!("ws://127.0.0.1:{port}/resume")),
             ..sim_config()
         },
-        true,
+        test_compression(),
     )
     .await;
 

@@ -118,10 +118,18 @@ impl Connection {
                         Ok(Some(_)) => return Ok(Incoming::Message(d.take_message())),
                         Ok(None) => continue,
                         Err(e) => {
+                            // The stream can't go on: the caller drops the connection and
+                            // RESUMEs on a new one, with a fresh context.
+                            tracing::warn!(
+                                stream = e.stream,
+                                bytes = b.len(),
+                                error = %e.reason,
+                                "undecodable compressed gateway message; dropping the connection to RESUME"
+                            );
                             return Err(ConnError(format!(
                                 "bad compressed data ({} bytes): {e}",
                                 b.len()
-                            )))
+                            )));
                         }
                     },
                     None => return Ok(Incoming::Message(b.to_vec())),

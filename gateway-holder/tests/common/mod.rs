@@ -13,7 +13,8 @@ use axum::{
     Router,
 };
 use contracts::{Envelope, IngestBatch};
-use discord_sim::{EmittedDispatch, Sim, SimConfig};
+use discord_sim::{ConnectionRecord, EmittedDispatch, Sim, SimConfig};
+pub use gateway_holder::config::Compression;
 use std::{
     collections::{HashMap, HashSet},
     io::{BufRead, BufReader},
@@ -268,34 +269,64 @@ pub struct Holder {
     reader: Option<std::thread::JoinHandle<()>>,
 }
 
+/// The transport compression a test that wants one runs with: `HOLDER_TEST_COMPRESS`,
+/// `zstd-stream` (the holder's default, also when unset) or `zlib-stream`. scripts/test runs
+/// the end-to-end suite once with each; tests of one stream's own faults name it instead.
+pub fn test_compression() -> Compression {
+    match std::env::var("HOLDER_TEST_COMPRESS")
+        .as_deref()
+        .map(str::trim)
+    {
+        Err(_) | Ok("") => Compression::ZstdStream,
+        Ok(v) => Compression::from_query(v).unwrap_or_else(|| {
+            panic!("HOLDER_TEST_COMPRESS={v:?}: use zstd-stream or zlib-stream")
+        }),
+    }
+}
+
+/// Whether the sim recorded exactly `c` on this connection.
+pub fn negotiated(conn: &ConnectionRecord, c: Compression) -> bool {
+    conn.zlib == (c == Compression::ZlibStream) && conn.zstd == (c == Compression::ZstdStream)
+}
+
 pub struct HolderEnv {
     pub api_url: String,
     pub edge_url: String,
     pub state_dir: PathBuf,
-    pub zlib: bool,
+    pub compression: Compression,
     pub extra: Vec<(String, String)>,
 }
 
 impl HolderEnv {
     /// The holder of a test: `sim`'s REST and gateway, posting to `ingest`, state in `dir`,
-    /// zlib-stream on or off, and `extra` environment variables.
+    /// compressed ([`test_compression`]) or not, and `extra` environment variables.
     pub fn new(
         sim: &Sim,
         ingest: &Ingest,
         dir: &std::path::Path,
-        zlib: bool,
+        compressed: bool,
         extra: &[(&str, &str)],
     ) -> HolderEnv {
         HolderEnv {
             api_url: sim.api_url(),
             edge_url: ingest.url(),
             state_dir: dir.to_path_buf(),
-            zlib,
+            compression: if compressed {
+                test_compression()
+            } else {
+                Compression::None
+            },
             extra: extra
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         }
+    }
+
+    /// The same holder with `c` instead.
+    pub fn with_compression(mut self, c: Compression) -> HolderEnv {
+        self.compression = c;
+        self
     }
 }
 
@@ -316,7 +347,7 @@ impl Holder {
             .env("HOLDER_STATE_DIR", &env.state_dir)
             .env(
                 "DISCORD_COMPRESS",
-                if env.zlib { "zlib-stream" } else { "none" },
+                env.compression.query_value().unwrap_or("none"),
             )
             .env("HOLDER_RECONNECT_BASE_MS", "50")
             .env("HOLDER_RECONNECT_MAX_MS", "1000")
