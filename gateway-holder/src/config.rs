@@ -281,7 +281,7 @@ impl Config {
         };
 
         let compression = match var("DISCORD_COMPRESS").as_deref().map(str::trim) {
-            None => Compression::ZlibStream,
+            None => Compression::ZstdStream,
             Some("none") => Compression::None,
             Some(v) => match Compression::from_query(v) {
                 Some(c) => c,
@@ -453,7 +453,7 @@ mod tests {
         assert_eq!(c.edge_url.as_str(), "http://127.0.0.1:8787/");
         assert_eq!(c.listen.to_string(), "127.0.0.1:8790");
         assert_eq!(c.intents, DEFAULT_INTENTS);
-        assert_eq!(c.compression, Compression::ZlibStream);
+        assert_eq!(c.compression, Compression::ZstdStream);
         assert_eq!(c.state_dir, PathBuf::from("./.holder-state"));
         assert!(c.gateway_url.is_none());
         assert!(!c.log_json);
