@@ -81,8 +81,9 @@ thread_local! {
 }
 
 /// What the BotHub knows of `guild` (cached for [`LOOKUP_TTL_MS`] when the guild is a member
-/// or the default one; a guild not (or no longer) in the registry is asked every time, so a guild
-/// the bot just joined is served at once).
+/// or the default one and its holder is alive; a guild not (or no longer) in the registry, or
+/// whose holder is gone, is asked every time, so a guild the bot just joined is served, and a
+/// holder that came back is used, at once).
 pub(crate) async fn lookup(env: &Env, config: &Config, guild: Snowflake) -> Result<Lookup> {
     let now = js_sys::Date::now();
     let hit = LOOKUPS.with_borrow(|m| {
@@ -105,10 +106,12 @@ pub(crate) async fn lookup(env: &Env, config: &Config, guild: Snowflake) -> Resu
     }
     let l: Lookup = serde_json::from_str(&resp.text().await?)
         .map_err(|e| Error::RustError(format!("lookup: {e}")))?;
-    let cacheable = matches!(
+    // A holder that is gone may come back any moment: that answer is not reused either.
+    let member = matches!(
         l.availability,
         Some(contracts::GuildAvailability::Available | contracts::GuildAvailability::Unavailable)
     ) || (l.availability.is_none() && config.default_guild() == Some(guild));
+    let cacheable = member && !matches!(l.holder, crate::bot::holders::Route::Unavailable { .. });
     if cacheable {
         LOOKUPS.with_borrow_mut(|m| {
             if m.len() >= LOOKUPS_CACHED {
