@@ -7,6 +7,10 @@
 //! 2. Second round: the guilds the BotHub named: known guilds of the gaps' shards that had no
 //!    envelopes here (they must store the gap) and quiet guilds due a keep-alive.
 //!
+//! A batch with nothing for the BotHub (no guildless envelopes, gaps or GUILD_CREATE/DELETE)
+//! skips it unless this isolate last asked it about that holder half a keep-alive interval ago
+//! or more, so a busy single guild costs one hub write per batch.
+//!
 //! The holder gets 2xx only when every first-round part and every gap was stored; any failure
 //! is a 500 and the holder retries the whole batch, which each hub stores once (dedup by epoch,
 //! shard and id). A keep-alive that fails only logs: the next one (at most `HUB_KEEPALIVE_MS`
@@ -21,6 +25,12 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use worker::*;
+
+thread_local! {
+    /// When this isolate last asked the BotHub about a batch, by holder id.
+    static BOT_CALLS: std::cell::RefCell<std::collections::HashMap<String, f64>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
 
 type Call<'a> = Pin<Box<dyn Future<Output = std::result::Result<Reply, String>> + 'a>>;
 
@@ -104,15 +114,34 @@ pub(crate) async fn handle(
     let mut targets: Vec<Option<Snowflake>> = hubs.iter().map(|(g, _)| Some(*g)).collect();
     let mut calls: Vec<Call> = hubs.iter().map(|(g, b)| to_hub(env, *g, b)).collect();
     drop(hubs);
-    let bot_body = serde_json::to_string(&bot).expect("bot part serializes");
+    // The BotHub is asked when the batch has something for it, and otherwise at most twice per
+    // keep-alive interval per holder (for keep-alives and holder liveness): a batch of one busy
+    // guild then costs one hub write, as before there were several guilds.
+    let now = js_sys::Date::now();
+    let needed = !bot.batch.envelopes.is_empty()
+        || !bot.batch.gaps.is_empty()
+        || !bot.changes.is_empty()
+        || BOT_CALLS.with_borrow(|m| {
+            m.get(&head.holder_id)
+                .is_none_or(|t| now - t >= config.hub_keepalive_ms as f64 / 2.0)
+        });
+    if needed {
+        BOT_CALLS.with_borrow_mut(|m| {
+            if m.len() >= 1024 {
+                m.clear();
+            }
+            m.insert(head.holder_id.clone(), now);
+        });
+        let bot_body = serde_json::to_string(&bot).expect("bot part serializes");
+        targets.push(None);
+        calls.push(Box::pin(async move {
+            post::<BotAnswer>(bot_stub(env), "/bot/ingest", None, bot_body)
+                .await
+                .map(Reply::Bot)
+                .map_err(|e| format!("bot record: {e}"))
+        }));
+    }
     drop(bot);
-    targets.push(None);
-    calls.push(Box::pin(async move {
-        post::<BotAnswer>(bot_stub(env), "/bot/ingest", None, bot_body)
-            .await
-            .map(Reply::Bot)
-            .map_err(|e| format!("bot record: {e}"))
-    }));
     let first = join_all(calls).await;
 
     let mut totals = IngestAck {
