@@ -1,25 +1,39 @@
-//! The edge: a Cloudflare Worker (workers-rs) with one `GuildHub` Durable Object per guild.
+//! The edge: a Cloudflare Worker (workers-rs) with one `GuildHub` Durable Object per guild and
+//! one `BotHub` per bot.
 //!
 //! A tour, in the order a request travels:
 //!
 //! - `entry` (wasm32 only): the Worker's `fetch`. Matches the route ([`router`]), answers CORS
 //!   preflights ([`cors`]), checks the holder's `LINK_TOKEN` or the browser's session ([`auth`],
 //!   [`jwt`]) and forwards guild-scoped requests to that guild's hub. Auth runs here, in the
-//!   stateless Worker, so the single-threaded hub spends its CPU on fan-out.
+//!   stateless Worker, so the single-threaded hubs spend their CPU on fan-out.
+//! - `entry_ingest` (wasm32 only): `POST /link/ingest`. Deals the holder's batch out by guild
+//!   ([`routing`], pure) and writes the parts in parallel ([`join`]): each guild's sub-batch to
+//!   its `GuildHub`, the guildless dispatches, gaps and GUILD_CREATE/DELETE to the `BotHub`; then
+//!   the gaps and keep-alives the BotHub names for guilds not in the batch. 2xx only when every
+//!   part is stored.
+//! - `entry_bot` (wasm32 only): which `?guild=` is served (a BotHub lookup, cached briefly),
+//!   `POST /link/register`, `POST /link/identify`, the admin routes `GET /api/bot/stream` and
+//!   `GET /api/bot/registry`, and the requests the Worker makes to a hub (`X-Rt-Guild`).
 //! - `hub` (wasm32 only): the `GuildHub` Durable Object, one file per concern: `hub/store.rs`
-//!   (SQLite replay window, cursor, dedup marks), `hub/ingest.rs`, `hub/stream.rs`,
-//!   `hub/pump.rs` (client queues into native response streams), `hub/ticker.rs` (pings and
-//!   link-quiet checks), `hub/voice.rs` (voice tracker, drop-out alarm, legacy WebSocket),
-//!   `hub/mod.rs` (state and dispatch).
+//!   (SQLite replay window, cursor, dedup marks per epoch and shard, the hub's guild),
+//!   `hub/ingest.rs`, `hub/stream.rs`, `hub/pump.rs` (client queues into native response
+//!   streams), `hub/ticker.rs` (pings and link-quiet checks), `hub/voice.rs` (voice tracker,
+//!   drop-out alarm, legacy WebSocket), `hub/mod.rs` (state and dispatch; the same `Hub` serves
+//!   the bot-wide record in bot mode).
+//! - [`bot`]: the `BotHub` (`bot/object.rs`, wasm32 only) and its pure parts: the guild
+//!   registry, keep-alive scheduling for quiet hubs, holder registrations and command routing,
+//!   and the bot-wide IDENTIFY queue.
 //! - Pure logic, unit-tested natively by `cargo test`: [`config`] (vars), [`ingest`] (dedup by
-//!   epoch and id, gaps in place), [`event`] (the stored record and its JSON), [`window`]
-//!   (replay arithmetic), [`link`] (holder link up/down), [`filter`] (stream query),
-//!   [`sse`] (framing), [`voice`] (voice membership and drop-outs), [`queue`] (bounded
-//!   per-client queue), [`fanout`] (the client set; the seam where fan-out shard objects plug
-//!   in), [`metrics`] (Prometheus text).
-//! - Commands: `entry_actions` (wasm32 only: `/api/actions/*` → the hub's per-user limit →
-//!   the holder's `/commands`; `/link/command-result` → the hub), `hub/commands.rs` (the limit
-//!   and per-user `command.result` delivery), and the pure [`actions`] (parsing, ids, frames),
+//!   epoch, shard and id, gaps in place), [`routing`] (a batch split by guild), [`event`] (the
+//!   stored record and its JSON), [`window`] (replay arithmetic), [`link`] (holder link
+//!   up/down, guild availability), [`filter`] (stream query), [`sse`] (framing), [`voice`]
+//!   (voice membership and drop-outs), [`queue`] (bounded per-client queue), [`fanout`] (the
+//!   client set; the seam where fan-out shard objects plug in), [`metrics`] (Prometheus text).
+//! - Commands: `entry_actions` (wasm32 only: `/api/actions/*?guild=` → the guild's hub's
+//!   per-user limit → the `/commands` of the holder whose shards carry the guild;
+//!   `/link/command-result` → the guild's hub), `hub/commands.rs` (the limit and per-user
+//!   `command.result` delivery), and the pure [`actions`] (parsing, ids, frames),
 //!   [`traceparent`] (W3C trace context) and [`rate_limit`] (token bucket per user).
 //! - [`dev_session`]: `POST /api/dev/session`, demo sessions when `DEV_LOGIN=true`.
 //! - [`guild_channels`]: the guild's channels, so commands can't target another guild's.
