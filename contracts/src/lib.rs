@@ -12,11 +12,13 @@
 //! - [`stream`]: the payloads of the SSE events browsers receive.
 //! - [`command`]: browser → edge → holder commands and their answers.
 //! - [`link`]: holder ↔ edge coordination of several holders (registration, IDENTIFY queue).
+//! - [`guilds`]: the guilds a browser may open (`GET /api/guilds`).
 //! - [`error`]: the error body and the field-named validation error.
 //! - [`validate`]: strict parsing of untrusted bodies into the types above.
 
 pub mod command;
 pub mod error;
+pub mod guilds;
 pub mod ingest;
 pub mod link;
 pub mod snowflake;
@@ -30,6 +32,7 @@ pub use command::{
     UpdateVoiceState,
 };
 pub use error::{ErrorBody, ErrorCode, ErrorDetail, ValidationError};
+pub use guilds::{GuildList, ListedGuild};
 pub use ingest::{Envelope, GatewayState, Health, HolderGap, IngestAck, IngestBatch, ShardState};
 pub use link::{
     BotRegistry, IdentifyAnswer, IdentifyAsk, RegisterAnswer, RegisterHolder, RegistryGuild,

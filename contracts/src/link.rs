@@ -66,6 +66,11 @@ pub struct IdentifyAsk {
     /// `session_start_limit.max_concurrency` from `GET /gateway/bot`; the bucket is
     /// `shard % max_concurrency`.
     pub max_concurrency: u32,
+    /// Not a request: the IDENTIFY this shard was granted has just been written, so the bucket's
+    /// window starts now rather than at the grant (the connect in between takes a different
+    /// time for each holder, and Discord counts arrivals).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub identified: bool,
 }
 
 /// The answer to `POST /link/identify`: `granted` (IDENTIFY now), or ask again after

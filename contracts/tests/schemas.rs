@@ -486,6 +486,18 @@ fn rust_examples() -> Vec<(&'static str, Value)> {
                 shard: 3,
                 count: 4,
                 max_concurrency: 2,
+                identified: false,
+            }),
+        ),
+        (
+            "IdentifyAsk",
+            v(&IdentifyAsk {
+                version: Version,
+                holder_id: "holder-a".into(),
+                shard: 3,
+                count: 4,
+                max_concurrency: 2,
+                identified: true,
             }),
         ),
         (
@@ -540,6 +552,41 @@ fn rust_examples() -> Vec<(&'static str, Value)> {
                 guild_id: sf(1000000000000000002),
                 availability: GuildAvailability::Removed,
                 since: 1764130000123,
+            }),
+        ),
+        (
+            "GuildList",
+            v(&GuildList {
+                version: Version,
+                default: Some(sf(1000000000000000001)),
+                guilds: vec![
+                    ListedGuild {
+                        guild_id: sf(1000000000000000001),
+                        name: Some("Sim Guild".into()),
+                        availability: Some(GuildAvailability::Available),
+                    },
+                    ListedGuild {
+                        guild_id: sf(1000000000001835009),
+                        name: None,
+                        availability: Some(GuildAvailability::Unavailable),
+                    },
+                ],
+            }),
+        ),
+        (
+            "GuildList",
+            v(&GuildList {
+                version: Version,
+                default: None,
+                guilds: vec![],
+            }),
+        ),
+        (
+            "ListedGuild",
+            v(&ListedGuild {
+                guild_id: sf(1000000000000000001),
+                name: None,
+                availability: None,
             }),
         ),
     ]);
@@ -632,6 +679,8 @@ fn rust_round_trip(name: &str, value: &Value) -> Result<Value, String> {
         "BotRegistry" => go::<BotRegistry>(value),
         "RegistryGuild" => go::<RegistryGuild>(value),
         "RegistryHolder" => go::<RegistryHolder>(value),
+        "GuildList" => go::<GuildList>(value),
+        "ListedGuild" => go::<ListedGuild>(value),
         other => Err(format!("no Rust type mapped for schema {other}")),
     }
 }
@@ -729,6 +778,7 @@ fn every_edge_route_is_documented() {
         "/link/identify",
         "/api/bot/stream",
         "/api/bot/registry",
+        "/api/guilds",
     ] {
         assert!(paths.contains_key(route), "openapi.yaml lacks {route}");
     }

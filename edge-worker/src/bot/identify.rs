@@ -112,6 +112,16 @@ impl IdentifyQueue {
         Answer::Wait { retry_after_ms }
     }
 
+    /// The IDENTIFY granted for `shard` was written at `now`: the bucket's window starts there
+    /// (never earlier than the grant). Returns the bucket's new start, for storage.
+    pub fn identified(&mut self, shard: u32, max_concurrency: u32, now: u64) -> (u32, u64) {
+        let bucket = Self::bucket(shard, max_concurrency);
+        let b = self.buckets.entry(bucket).or_default();
+        let at = b.last_grant.map_or(now, |t| t.max(now));
+        b.last_grant = Some(at);
+        (bucket, at)
+    }
+
     pub fn last_grant(&self, bucket: u32) -> Option<u64> {
         self.buckets.get(&bucket).and_then(|b| b.last_grant)
     }
@@ -160,6 +170,21 @@ mod tests {
             }
         }
         grants
+    }
+
+    #[test]
+    fn the_window_starts_when_the_identify_was_written() {
+        let mut q = IdentifyQueue::new(W);
+        assert_eq!(q.ask("a", 0, 1, 0), Answer::Granted);
+        // Holder a connected for 800 ms before its IDENTIFY went out.
+        assert_eq!(q.identified(0, 1, 800), (0, 800));
+        let Answer::Wait { retry_after_ms } = q.ask("b", 1, 1, 5_000) else {
+            panic!("5 s after the grant is not 5 s after the IDENTIFY")
+        };
+        assert_eq!(retry_after_ms, 800);
+        assert_eq!(q.ask("b", 1, 1, 5_800), Answer::Granted);
+        // A late report never moves the window back.
+        assert_eq!(q.identified(1, 1, 100), (0, 5_800));
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //! - `POST /bot/ingest`: a [`BotPart`]; stores the record's part, applies registry changes, and
 //!   answers a [`BotAnswer`] naming the guilds due a keep-alive or a gap;
 //! - `GET /bot/lookup?guild=ID`: a [`Lookup`] (membership and where commands go);
+//! - `GET /bot/guilds`: the body of `GET /api/guilds` ([`super::guilds`]; read access checked by
+//!   the Worker);
 //! - `POST /link/register`, `POST /link/identify`: holders' registration and the identify queue;
 //! - `GET /api/stream`: the record's SSE stream (admin sessions); `GET /api/bot/registry`;
 //!   `GET /metrics`: the `edge_bot_*` series.
@@ -137,10 +139,12 @@ impl Coord {
         self.counters.batches += 1;
         self.holders.on_ingest(&part.batch.holder_id, now);
         for c in &part.changes {
-            if let Some(entry) = self.registry.apply(c.guild, c.availability, now) {
-                console_log!("bot: guild {} is {:?}", c.guild, c.availability);
+            let name = c.name.as_deref();
+            if let Some(entry) = self.registry.apply(c.guild, c.availability, name, now) {
+                console_log!("bot: guild {} is {:?}", c.guild, entry.availability);
+                let removed = entry.availability == GuildAvailability::Removed;
                 self.store_entry(c.guild, entry)?;
-                if c.availability == GuildAvailability::Removed {
+                if removed {
                     self.touches.forget(c.guild);
                 }
             }
@@ -240,6 +244,24 @@ impl Coord {
     }
 
     fn identify(&mut self, ask: &IdentifyAsk, now: u64) -> Result<IdentifyAnswer> {
+        if ask.identified {
+            let (bucket, at) = self
+                .identify
+                .identified(ask.shard, ask.max_concurrency, now);
+            self.sql.exec(
+                "INSERT INTO identify (bucket, granted_at) VALUES (?, ?)
+                 ON CONFLICT(bucket) DO UPDATE SET granted_at = excluded.granted_at",
+                vec![
+                    SqlStorageValue::Integer(i64::from(bucket)),
+                    SqlStorageValue::Integer(at as i64),
+                ],
+            )?;
+            return Ok(IdentifyAnswer {
+                version: Version,
+                granted: true,
+                retry_after_ms: None,
+            });
+        }
         let answer = self
             .identify
             .ask(&ask.holder_id, ask.shard, ask.max_concurrency, now);
@@ -476,6 +498,11 @@ impl DurableObject for BotHub {
                     ),
                     None => hub::error(ErrorCode::InvalidRequest, "lookup needs ?guild=ID"),
                 }
+            }
+            (Method::Get, "/bot/guilds") => {
+                let c = coord.borrow();
+                let (default, allow) = (c.config.default_guild(), &c.config.allow_guilds);
+                hub::json(200, super::guilds::body(&c.registry, default, allow))
             }
             (Method::Post, "/link/register") => {
                 let body = req.bytes().await?;

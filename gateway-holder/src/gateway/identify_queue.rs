@@ -55,7 +55,10 @@ impl IdentifyQueue {
                 IdentifyQueue::Local(q) => q.wait(ticket).await,
                 IdentifyQueue::Edge(q) => {
                     q.wait(ticket.shard).await;
-                    Grant { local: None }
+                    Grant {
+                        local: None,
+                        edge: Some((q.clone(), ticket.shard)),
+                    }
                 }
             }
         };
@@ -114,6 +117,8 @@ struct Bucket {
 /// there; dropping it unsent (the connection failed first) starts it at the drop.
 pub struct Grant {
     local: Option<(Arc<LocalQueue>, u32)>,
+    /// The edge's queue is told the IDENTIFY went out, so its window starts there too.
+    edge: Option<(Arc<EdgeQueue>, u32)>,
 }
 
 impl Grant {
@@ -123,6 +128,9 @@ impl Grant {
 
 impl Drop for Grant {
     fn drop(&mut self) {
+        if let Some((q, shard)) = self.edge.take() {
+            tokio::spawn(async move { q.identified(shard).await });
+        }
         if let Some((q, bucket)) = self.local.take() {
             let mut inner = q.lock();
             let b = inner.buckets.entry(bucket).or_default();
@@ -179,7 +187,10 @@ impl LocalQueue {
 
     async fn wait(self: &Arc<Self>, ticket: Ticket) -> Grant {
         let Some((bucket, id)) = ticket.local.as_ref().map(|(_, b, i)| (*b, *i)) else {
-            return Grant { local: None };
+            return Grant {
+                local: None,
+                edge: None,
+            };
         };
         loop {
             let changed = self.changed.notified();
@@ -207,6 +218,7 @@ impl LocalQueue {
                     drop(ticket);
                     return Grant {
                         local: Some((self.clone(), bucket)),
+                        edge: None,
                     };
                 }
                 Some(d) => {
@@ -252,29 +264,39 @@ impl EdgeQueue {
         })
     }
 
+    fn ask(&self, shard: u32, identified: bool) -> reqwest::RequestBuilder {
+        let mc = *self
+            .max_concurrency
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let body = contracts::link::IdentifyAsk {
+            version: contracts::Version,
+            holder_id: self.holder_id.clone(),
+            shard,
+            count: self.count,
+            max_concurrency: mc,
+            identified,
+        };
+        self.http
+            .post(&self.url)
+            .bearer_auth(self.token.expose())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(serde_json::to_string(&body).expect("plain structs serialize"))
+            .timeout(Duration::from_secs(10))
+    }
+
+    /// Tells the edge the granted IDENTIFY was written (best effort: unsent, the window simply
+    /// counts from the grant).
+    async fn identified(&self, shard: u32) {
+        if let Err(e) = self.ask(shard, true).send().await {
+            tracing::debug!(shard, error = %e, "could not tell the edge's identify queue the IDENTIFY went out");
+        }
+    }
+
     async fn wait(&self, shard: u32) {
         let mut failures = 0u32;
         loop {
-            let mc = *self
-                .max_concurrency
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            let body = contracts::link::IdentifyAsk {
-                version: contracts::Version,
-                holder_id: self.holder_id.clone(),
-                shard,
-                count: self.count,
-                max_concurrency: mc,
-            };
-            let answer = self
-                .http
-                .post(&self.url)
-                .bearer_auth(self.token.expose())
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(serde_json::to_string(&body).expect("plain structs serialize"))
-                .timeout(Duration::from_secs(10))
-                .send()
-                .await;
+            let answer = self.ask(shard, false).send().await;
             let delay = match answer {
                 Ok(r) if r.status().is_success() => {
                     failures = 0;
@@ -301,7 +323,7 @@ impl EdgeQueue {
                         Err(_) => "is unreachable".into(),
                     };
                     let d = Duration::from_millis(250 * u64::from(failures.min(20)));
-                    if failures == 1 || failures % 20 == 0 {
+                    if failures == 1 || failures.is_multiple_of(20) {
                         tracing::warn!(shard, failures, url = %self.url, "the edge's identify queue {why}; not identifying until it grants a turn");
                     }
                     d
