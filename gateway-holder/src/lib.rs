@@ -400,3 +400,37 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         gateway::session::Exit::Unauthorized => Err(RunError::Unauthorized),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::global_share;
+    use crate::config::ShardSpec;
+
+    #[test]
+    fn holders_splitting_a_bot_split_its_rest_budget() {
+        let spec = |first, last| ShardSpec::Range {
+            first,
+            last,
+            count: 4,
+        };
+        assert_eq!(global_share(ShardSpec::Auto.share()), 50);
+        assert_eq!(global_share(ShardSpec::All(4).share()), 50);
+        // Two holders of 0-1/4 and 2-3/4, or three of 0-0/4, 1-2/4 and 3-3/4: never above 50/s
+        // together, whatever the split.
+        for split in [vec![(0, 1), (2, 3)], vec![(0, 0), (1, 2), (3, 3)]] {
+            let total: u32 = split
+                .iter()
+                .map(|&(a, b)| global_share(spec(a, b).share()))
+                .sum();
+            assert!(total <= 50, "{split:?}: {total}");
+            assert!(total >= 48, "{split:?}: {total} wastes the budget");
+        }
+        // A holder with one shard of very many still gets a call per second.
+        let tiny = ShardSpec::Range {
+            first: 0,
+            last: 0,
+            count: 1000,
+        };
+        assert_eq!(global_share(tiny.share()), 1);
+    }
+}
