@@ -1,5 +1,8 @@
 // The demo console: a live view of one guild through the edge's SSE stream, with controls that
 // call the command routes. Plain JS, no build step, no secrets: auth is the rt_session cookie.
+// The guild picker is filled from /api/guilds; the selected guild is named with ?guild= on the
+// stream, /api/voice and every command, and switching guild starts the view afresh (each guild's
+// hub has its own cursors).
 const $ = (id) => document.getElementById(id);
 const DISPATCHES = [
   "MESSAGE_CREATE", "MESSAGE_UPDATE", "MESSAGE_DELETE", "MESSAGE_REACTION_ADD", "MESSAGE_REACTION_REMOVE",
@@ -9,9 +12,21 @@ const DISPATCHES = [
 const VOICE = ["voice.join", "voice.leave", "voice.move", "voice.update", "voice.dropout", "voice.recovered"];
 const MAX_ROWS = 500;
 
-// Visible to tests: every cursor shown, so duplicates and holes can be checked.
-const state = { lastId: 0, ids: [], events: 0, ages: [], paused: false, channels: new Set(), types: new Set(), voice: {} };
+// Visible to tests: every cursor shown (of the current guild), so duplicates and holes can be
+// checked; the guild open (null: the edge's default, when /api/guilds could not be read).
+const state = {
+  lastId: 0, ids: [], events: 0, ages: [], paused: false, channels: new Set(), types: new Set(), voice: {},
+  guild: null, guilds: [], removed: null, names: {}, voiceGuild: null,
+};
 window.bridge = state;
+
+// `path` with the open guild (and `params`) in its query.
+function withGuild(path, params = {}) {
+  const q = new URLSearchParams(params);
+  if (state.guild) q.set("guild", state.guild);
+  const s = q.toString();
+  return s ? `${path}?${s}` : path;
+}
 
 function setPill(el, st, text) { el.dataset.state = st; el.textContent = text; }
 
@@ -127,44 +142,129 @@ function onVoice(ev) {
 }
 
 async function loadVoice() {
+  const guild = state.guild;
   try {
-    const r = await fetch("/api/voice", { credentials: "same-origin" });
+    const r = await fetch(withGuild("/api/voice"), { credentials: "same-origin" });
     if (!r.ok) return;
     const snap = await r.json();
+    if (guild !== state.guild) return; // switched meanwhile
     state.voice = {};
     for (const [c, members] of Object.entries(snap.channels || {})) state.voice[c] = members.map((m) => ({ user_id: m.user_id, flags: m.flags }));
+    state.voiceGuild = snap.guild_id;
     renderVoice();
   } catch { /* the stream still works without the voice snapshot */ }
 }
 
-let source = null, retryMs = 1000;
+// The guild picker. A guild the bot left while it was open stays in it, disabled, so the view
+// still says what it shows.
+function guildLabel(g) {
+  const name = g.name || state.names[g.guild_id] || g.guild_id;
+  return g.availability === "unavailable" ? `${name} (unavailable)` : name;
+}
+
+function renderPicker() {
+  const sel = $("guild-picker");
+  sel.replaceChildren();
+  for (const g of state.guilds) {
+    if (g.guild_id === state.removed) continue;
+    const o = document.createElement("option");
+    o.value = g.guild_id; o.textContent = guildLabel(g); o.title = g.guild_id;
+    sel.append(o);
+  }
+  if (state.removed) {
+    const o = document.createElement("option");
+    o.value = state.removed; o.textContent = `${state.names[state.removed] || state.removed} (removed)`;
+    o.disabled = true; o.title = state.removed;
+    sel.append(o);
+  }
+  if (state.guild) sel.value = state.guild;
+  sel.disabled = sel.options.length === 0;
+}
+
+async function loadGuilds() {
+  try {
+    const r = await fetch("/api/guilds", { credentials: "same-origin" });
+    if (!r.ok) return null;
+    const list = await r.json();
+    const guilds = list.guilds || [];
+    const changed = JSON.stringify(guilds) !== JSON.stringify(state.guilds);
+    state.guilds = guilds;
+    for (const g of guilds) if (g.name) state.names[g.guild_id] = g.name;
+    if (changed) renderPicker();
+    return list;
+  } catch { return null; }
+}
+
+let source = null, retryMs = 1000, retryTimer = null;
+
+// Starts the view of `guild` afresh: its own stream, voice snapshot, channels and commands.
+function openGuild(guild) {
+  if (source) source.close();
+  source = null; clearTimeout(retryTimer); retryMs = 1000;
+  state.guild = guild || null; state.removed = null;
+  state.lastId = 0; state.ids = []; state.events = 0; state.ages = [];
+  state.channels.clear(); state.voice = {}; state.voiceGuild = null;
+  $("counts").textContent = "events: 0"; $("latency").textContent = "latency: –";
+  $("channel-filter").replaceChildren(new Option("all", ""));
+  $("send-channel").replaceChildren(); $("react-message").value = ""; showResult("");
+  $("feed").replaceChildren(); $("alerts").replaceChildren(); renderVoice();
+  setPill($("discord"), "unknown", "Discord: unknown");
+  renderPicker();
+  connect();
+}
+
+// The bot left the open guild (the stream's final `status`): stop there and refresh the picker.
+function guildRemoved(id) {
+  if (source) source.close();
+  source = null; clearTimeout(retryTimer);
+  state.removed = state.guild;
+  const name = state.names[state.guild] || state.guild;
+  setPill($("conn"), "closed", "closed");
+  setPill($("discord"), "removed", "the bot left this guild");
+  row(id, "status", "", `the bot left ${name}: pick another guild`, "gap");
+  renderPicker();
+  loadGuilds();
+}
+
 function connect() {
-  const url = state.lastId ? `/api/stream?last_event_id=${state.lastId}` : "/api/stream";
-  source = new EventSource(url, { withCredentials: true });
-  source.onopen = () => { retryMs = 1000; setPill($("conn"), "live", "live"); loadVoice(); };
-  source.onerror = () => {
-    if (source.readyState === EventSource.CLOSED) {
-      // The browser gave up (e.g. a 5xx): reconnect ourselves, resuming from the last cursor.
-      setPill($("conn"), "reconnecting", "reconnecting…");
-      setTimeout(connect, retryMs); retryMs = Math.min(retryMs * 2, 15000);
-    } else {
-      setPill($("conn"), "reconnecting", "reconnecting…");
-    }
+  const url = withGuild("/api/stream", state.lastId ? { last_event_id: state.lastId } : {});
+  const es = new EventSource(url, { withCredentials: true });
+  source = es;
+  setPill($("conn"), "connecting", "connecting…");
+  es.onopen = () => { retryMs = 1000; setPill($("conn"), "live", "live"); loadVoice(); };
+  es.onerror = () => {
+    if (es !== source) return;
+    setPill($("conn"), "reconnecting", "reconnecting…");
+    if (es.readyState !== EventSource.CLOSED) return;
+    // The browser gave up (e.g. a 5xx, or a 404 for a guild the bot has left): reconnect
+    // ourselves, resuming from the last cursor, unless the guild is no longer listed.
+    const guild = state.guild;
+    retryTimer = setTimeout(async () => {
+      const list = guild ? await loadGuilds() : null;
+      if (guild !== state.guild || es !== source) return;
+      if (list && !list.guilds.some((g) => g.guild_id === guild)) guildRemoved(state.lastId || "");
+      else connect();
+    }, retryMs);
+    retryMs = Math.min(retryMs * 2, 15000);
   };
-  for (const t of DISPATCHES) source.addEventListener(t, onDispatch);
-  for (const t of VOICE) source.addEventListener(t, onVoice);
-  source.addEventListener("status", (ev) => {
+  for (const t of DISPATCHES) es.addEventListener(t, onDispatch);
+  for (const t of VOICE) es.addEventListener(t, onVoice);
+  es.addEventListener("status", (ev) => {
     if (!accept(ev)) return;
     const s = JSON.parse(ev.data);
+    if (s.guild === "removed") { guildRemoved(ev.lastEventId); return; }
+    const listed = state.guilds.find((g) => g.guild_id === state.guild);
+    if (s.guild && listed && listed.availability !== s.guild) { listed.availability = s.guild; renderPicker(); }
     if (s.link === "down") setPill($("discord"), "offline", "Discord offline");
+    else if (s.guild === "unavailable") setPill($("discord"), "offline", "Discord: guild unavailable");
     else setPill($("discord"), s.gateway || "ready", `Discord: ${s.gateway || "up"}`);
   });
-  source.addEventListener("gap", (ev) => {
+  es.addEventListener("gap", (ev) => {
     if (!accept(ev)) return;
     const g = JSON.parse(ev.data);
     row(ev.lastEventId, "gap", "", `events missing after ${g.after} (${g.reason})`, "gap");
   });
-  source.addEventListener("command.result", (ev) => {
+  es.addEventListener("command.result", (ev) => {
     if (!accept(ev)) return;
     const r = JSON.parse(ev.data);
     showResult(r.status === "sent" ? `command ${r.command_id} sent` : `command ${r.command_id} failed: ${r.error?.message}`, r.status !== "sent");
@@ -175,7 +275,7 @@ function showResult(text, isError) { const p = $("act-result"); p.textContent = 
 
 async function act(route, body) {
   try {
-    const r = await fetch(`/api/actions/${route}`, {
+    const r = await fetch(withGuild(`/api/actions/${route}`), {
       method: "POST", credentials: "same-origin",
       headers: { "content-type": "application/json" }, body: JSON.stringify(body),
     });
@@ -198,6 +298,15 @@ $("react-form").addEventListener("submit", (e) => {
 $("typing").addEventListener("click", () => act("typing-start", { channel_id: $("send-channel").value }));
 $("pause").addEventListener("click", () => { state.paused = !state.paused; $("pause").textContent = state.paused ? "resume" : "pause"; });
 for (const f of ["type-filter", "channel-filter"]) $(f).addEventListener("change", () => { for (const li of $("feed").children) applyFilter(li); });
+$("guild-picker").addEventListener("change", (e) => { openGuild(e.target.value); loadGuilds(); });
+// The list changes as the bot joins and leaves guilds: fresh when the picker is about to be used,
+// and every 30 s.
+$("guild-picker").addEventListener("focus", loadGuilds);
+setInterval(() => { if (document.visibilityState === "visible") loadGuilds(); }, 30000);
 
-// A session cookie for the demo (only where the edge enables DEV_LOGIN); then the stream.
-fetch("/api/dev/session", { method: "POST", credentials: "same-origin" }).catch(() => {}).finally(connect);
+// A session cookie for the demo (only where the edge enables DEV_LOGIN); then the guilds, then
+// the default guild's stream (the first listed when the edge has no default; the edge's default,
+// with no ?guild=, when the list can't be read).
+fetch("/api/dev/session", { method: "POST", credentials: "same-origin" }).catch(() => {})
+  .then(loadGuilds)
+  .then((list) => openGuild(list ? (list.default ?? list.guilds[0]?.guild_id ?? null) : null));

@@ -169,7 +169,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     };
     // The stream reader's user (JWT `sub`), for per-user `command.result` events.
     let mut stream_user: Option<String> = None;
-    // Voice (`/api/voice`, the legacy WebSocket) is read like the stream.
+    // Voice (`/api/voice`, the legacy WebSocket) and the guild list are read like the stream.
     if route.needs_read() {
         let now_secs = (js_sys::Date::now() / 1000.0) as u64;
         let cookie = req.headers().get("Cookie")?;
@@ -187,6 +187,9 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
                 extra.push(("WWW-Authenticate", "Bearer".into()));
                 return error(d.code, d.message, &extra);
             }
+        }
+        if route == Route::Guilds {
+            return crate::entry_bot::guilds(&env, &cors_headers).await;
         }
         match crate::entry_bot::served_guild(&req, &env, &config, false, &cors_headers).await? {
             Ok((g, _)) => guild = g.to_string(),

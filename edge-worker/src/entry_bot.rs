@@ -1,7 +1,8 @@
 //! Worker glue for the bot-wide side (`bot/`): which guilds may be opened (asking the `BotHub`,
-//! with a short per-isolate cache), holders' `POST /link/register` and `POST /link/identify`,
-//! the admin routes `GET /api/bot/stream` and `GET /api/bot/registry`, and the requests the
-//! Worker makes to a guild's hub (always naming the guild in `X-Rt-Guild`).
+//! with a short per-isolate cache), the list of them for readers (`GET /api/guilds`), holders'
+//! `POST /link/register` and `POST /link/identify`, the admin routes `GET /api/bot/stream` and
+//! `GET /api/bot/registry`, and the requests the Worker makes to a guild's hub (always naming
+//! the guild in `X-Rt-Guild`).
 
 use crate::auth;
 use crate::bot::registry::{self, NotServed};
@@ -171,6 +172,38 @@ pub(crate) async fn served_guild(
     match registry::serve(guild, default, &config.allow_guilds, l.availability) {
         Ok(()) => Ok(Ok((guild, Some(l)))),
         Err(why) => Ok(Err(fail(ErrorCode::NotFound, why.message(guild), extra)?)),
+    }
+}
+
+/// `GET /api/guilds` (read access already checked): the BotHub's list (`bot/guilds.rs`), with
+/// the CORS headers `extra`; 503 with `Retry-After` when the BotHub can't be asked.
+pub(crate) async fn guilds(env: &Env, extra: &Extra) -> Result<Response> {
+    let ask = async {
+        let mut init = RequestInit::new();
+        init.with_method(Method::Get);
+        let req = Request::new_with_init("https://edge/bot/guilds", &init)?;
+        let mut resp = bot_stub(env)?.fetch_with_request(req).await?;
+        let status = resp.status_code();
+        let body = resp.text().await?;
+        if status != 200 {
+            return Err(Error::RustError(format!(
+                "the bot hub answered {status} to /bot/guilds: {body}"
+            )));
+        }
+        Ok(body)
+    };
+    match ask.await {
+        Ok(body) => crate::entry::json(200, body, extra),
+        Err(e) => {
+            console_error!("entry: guild list failed: {e}");
+            let mut x = extra.clone();
+            x.push(("Retry-After", "2".into()));
+            fail(
+                ErrorCode::HolderUnavailable,
+                "the edge could not read its guild registry; retry later",
+                &x,
+            )
+        }
     }
 }
 

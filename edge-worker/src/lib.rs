@@ -13,8 +13,9 @@
 //!   the gaps and keep-alives the BotHub names for guilds not in the batch. 2xx only when every
 //!   part is stored.
 //! - `entry_bot` (wasm32 only): which `?guild=` is served (a BotHub lookup, cached briefly),
-//!   `POST /link/register`, `POST /link/identify`, the admin routes `GET /api/bot/stream` and
-//!   `GET /api/bot/registry`, and the requests the Worker makes to a hub (`X-Rt-Guild`).
+//!   the readers' `GET /api/guilds`, `POST /link/register`, `POST /link/identify`, the admin
+//!   routes `GET /api/bot/stream` and `GET /api/bot/registry`, and the requests the Worker makes
+//!   to a hub (`X-Rt-Guild`).
 //! - `hub` (wasm32 only): the `GuildHub` Durable Object, one file per concern: `hub/store.rs`
 //!   (SQLite replay window, cursor, dedup marks per epoch and shard, the hub's guild),
 //!   `hub/ingest.rs`, `hub/stream.rs`, `hub/pump.rs` (client queues into native response
@@ -22,8 +23,9 @@
 //!   drop-out alarm, legacy WebSocket), `hub/mod.rs` (state and dispatch; the same `Hub` serves
 //!   the bot-wide record in bot mode).
 //! - [`bot`]: the `BotHub` (`bot/object.rs`, wasm32 only) and its pure parts: the guild
-//!   registry, keep-alive scheduling for quiet hubs, holder registrations and command routing,
-//!   and the bot-wide IDENTIFY queue.
+//!   registry (with the guilds' names) and the list of guilds a reader may open, keep-alive
+//!   scheduling for quiet hubs, holder registrations and command routing, and the bot-wide
+//!   IDENTIFY queue.
 //! - Pure logic, unit-tested natively by `cargo test`: [`config`] (vars), [`ingest`] (dedup by
 //!   epoch, shard and id, gaps in place), [`routing`] (a batch split by guild), [`event`] (the
 //!   stored record and its JSON), [`window`] (replay arithmetic), [`link`] (holder link

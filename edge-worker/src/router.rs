@@ -32,6 +32,8 @@ pub enum Route {
     BotStream,
     /// `GET /api/bot/registry`: the guilds the bot is in and the holders (admin sessions).
     BotRegistry,
+    /// `GET /api/guilds`: the guilds a reader may open, with their names (read access).
+    Guilds,
 }
 
 impl Route {
@@ -63,12 +65,21 @@ impl Route {
                 | Route::Voice
                 | Route::BotStream
                 | Route::BotRegistry
+                | Route::Guilds
         )
     }
 
-    /// Routes that need read access (`PUBLIC_READ` or a `read` session) and may name `?guild=`.
+    /// Routes that need read access (`PUBLIC_READ` or a `read` session).
     pub fn needs_read(self) -> bool {
-        matches!(self, Route::Stream | Route::Voice | Route::LegacyEvents)
+        matches!(
+            self,
+            Route::Stream | Route::Voice | Route::LegacyEvents | Route::Guilds
+        )
+    }
+
+    /// Read routes of one guild's hub, which may name `?guild=`.
+    pub fn is_guild_read(self) -> bool {
+        self.needs_read() && self != Route::Guilds
     }
 }
 
@@ -126,6 +137,7 @@ const TABLE: &[(&str, &str, Route)] = &[
     ("/link/identify", "POST", Route::Identify),
     ("/api/bot/stream", "GET", Route::BotStream),
     ("/api/bot/registry", "GET", Route::BotRegistry),
+    ("/api/guilds", "GET", Route::Guilds),
 ];
 
 pub fn route(method: &str, path: &str) -> Result<Route, NoRoute> {
@@ -251,6 +263,27 @@ mod tests {
             !Route::BotStream.needs_read(),
             "admin, not read: PUBLIC_READ never applies"
         );
+    }
+
+    #[test]
+    fn guild_list_route() {
+        assert_eq!(route("GET", "/api/guilds"), Ok(Route::Guilds));
+        assert_eq!(route("OPTIONS", "/api/guilds"), Ok(Route::Preflight));
+        assert_eq!(
+            route("POST", "/api/guilds"),
+            Err(NoRoute::MethodNotAllowed {
+                allow: "GET, OPTIONS"
+            })
+        );
+        // Read access exactly like the stream (PUBLIC_READ or a `read` session), with CORS.
+        let g = Route::Guilds;
+        assert!(g.needs_read() && g.is_browser());
+        assert!(!g.needs_admin() && !g.needs_link_token());
+        assert!(
+            !g.is_guild_read(),
+            "answered by the BotHub, not a guild's hub"
+        );
+        assert!(Route::Stream.is_guild_read() && Route::Voice.is_guild_read());
     }
 
     #[test]

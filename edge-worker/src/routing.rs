@@ -16,7 +16,8 @@
 //! - The default guild (`GUILD_ID`) takes part in every batch of a holder whose shards carry it
 //!   (as a keep-alive when it has no envelopes): its head is the answer's `cursor`, as before
 //!   there were several guilds.
-//! - GUILD_CREATE / GUILD_DELETE also become registry changes for the BotHub ([`availability`]).
+//! - GUILD_CREATE / GUILD_DELETE also become registry changes for the BotHub ([`availability`]),
+//!   with the guild's name from GUILD_CREATE / GUILD_UPDATE ([`guild_change`]).
 
 use contracts::{
     Envelope, GatewayState, GuildAvailability, HolderGap, IngestBatch, ShardState, Snowflake,
@@ -38,6 +39,8 @@ struct GuildD {
     id: Snowflake,
     #[serde(default)]
     unavailable: Option<bool>,
+    #[serde(default)]
+    name: Option<String>,
 }
 
 fn is_guild_object(kind: &str) -> bool {
@@ -62,13 +65,35 @@ pub fn availability(kind: &str, d: &str) -> Option<(Snowflake, GuildAvailability
         return None;
     }
     let g: GuildD = serde_json::from_str(d).ok()?;
+    Some((g.id, availability_of(kind, &g)?))
+}
+
+fn availability_of(kind: &str, g: &GuildD) -> Option<GuildAvailability> {
     let outage = g.unavailable == Some(true);
-    let a = match (kind, outage) {
+    Some(match (kind, outage) {
         ("GUILD_CREATE", false) => GuildAvailability::Available,
         ("GUILD_DELETE", false) => GuildAvailability::Removed,
-        _ => GuildAvailability::Unavailable,
-    };
-    Some((g.id, a))
+        ("GUILD_CREATE" | "GUILD_DELETE", true) => GuildAvailability::Unavailable,
+        _ => return None,
+    })
+}
+
+/// The registry change a dispatch makes: GUILD_CREATE / GUILD_DELETE its [`availability`] (and
+/// GUILD_CREATE the guild's `name`), GUILD_UPDATE a new `name` alone. `d` is parsed once.
+pub fn guild_change(kind: &str, d: &str) -> Option<GuildChange> {
+    if !matches!(kind, "GUILD_CREATE" | "GUILD_DELETE" | "GUILD_UPDATE") {
+        return None;
+    }
+    let g: GuildD = serde_json::from_str(d).ok()?;
+    let availability = availability_of(kind, &g);
+    if availability.is_none() && g.name.is_none() {
+        return None;
+    }
+    Some(GuildChange {
+        guild: g.id,
+        availability,
+        name: g.name,
+    })
 }
 
 /// The shard that carries `guild` by the batch's `shards` (Discord's formula with their
@@ -134,10 +159,14 @@ pub fn bot_gaps(gaps: &[HolderGap], shards: &[ShardState]) -> Vec<HolderGap> {
 }
 
 /// A registry change learned from a batch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GuildChange {
     pub guild: Snowflake,
-    pub availability: GuildAvailability,
+    /// `None`: a GUILD_UPDATE, which changes the name only.
+    pub availability: Option<GuildAvailability>,
+    /// The guild's name, when the dispatch carried one (GUILD_CREATE, GUILD_UPDATE).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// What the Worker sends the BotHub for one batch (`POST /bot/ingest`, internal).
@@ -148,7 +177,7 @@ pub struct BotPart {
     /// Guilds whose hub this batch reaches in the first round (they need no keep-alive, and got
     /// their gaps in place).
     pub touched: Vec<Snowflake>,
-    /// GUILD_CREATE / GUILD_DELETE seen in this batch, in order.
+    /// GUILD_CREATE / GUILD_DELETE / GUILD_UPDATE seen in this batch, in order.
     pub changes: Vec<GuildChange>,
 }
 
@@ -259,11 +288,8 @@ pub fn split(
     let mut changes = Vec::new();
     let mut ignored = 0;
     for env in envelopes {
-        if let Some((guild, availability)) = availability(&env.kind, env.d.get()) {
-            changes.push(GuildChange {
-                guild,
-                availability,
-            });
+        if let Some(change) = guild_change(&env.kind, env.d.get()) {
+            changes.push(change);
         }
         match guild_of(&env) {
             None => guildless.push(env),
@@ -458,6 +484,61 @@ mod tests {
     }
 
     #[test]
+    fn guild_changes_carry_the_name() {
+        use GuildAvailability::*;
+        let c = |k: &str, d: &str| guild_change(k, d).map(|c| (c.guild, c.availability, c.name));
+        let g = Snowflake(5);
+        assert_eq!(
+            c(
+                "GUILD_CREATE",
+                r#"{"id":"5","name":"Sim \"Guild\"","channels":[{"id":"7","name":"general"}]}"#
+            ),
+            Some((g, Some(Available), Some("Sim \"Guild\"".into()))),
+            "the top-level name, not a channel's"
+        );
+        assert_eq!(
+            c("GUILD_CREATE", r#"{"id":"5","unavailable":true}"#),
+            Some((g, Some(Unavailable), None))
+        );
+        assert_eq!(
+            c("GUILD_DELETE", r#"{"id":"5"}"#),
+            Some((g, Some(Removed), None))
+        );
+        assert_eq!(
+            c("GUILD_UPDATE", r#"{"id":"5","name":"Renamed"}"#),
+            Some((g, None, Some("Renamed".into()))),
+            "a rename: membership unchanged"
+        );
+        assert_eq!(
+            c("GUILD_UPDATE", r#"{"id":"5"}"#),
+            None,
+            "nothing to record"
+        );
+        assert_eq!(c("MESSAGE_CREATE", r#"{"id":"5","name":"x"}"#), None);
+        let s = split(
+            batch(
+                vec![
+                    env(1, 0, None, "GUILD_CREATE", r#"{"id":"5","name":"A"}"#),
+                    env(2, 0, None, "GUILD_UPDATE", r#"{"id":"5","name":"B"}"#),
+                ],
+                vec![],
+                vec![],
+            ),
+            None,
+            |_| true,
+        );
+        assert_eq!(
+            s.bot
+                .changes
+                .iter()
+                .map(|c| c.name.as_deref())
+                .collect::<Vec<_>>(),
+            [Some("A"), Some("B")],
+            "in batch order"
+        );
+    }
+
+    #[test]
     fn split_keeps_per_guild_order_and_sends_guildless_to_the_bot() {
         let (a, b, c) = (guild(0, 1), guild(1, 2), guild(3, 3));
         let shards = vec![
@@ -554,7 +635,8 @@ mod tests {
             s.bot.changes,
             [GuildChange {
                 guild: b,
-                availability: GuildAvailability::Available
+                availability: Some(GuildAvailability::Available),
+                name: None,
             }]
         );
     }

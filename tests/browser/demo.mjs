@@ -7,14 +7,22 @@
 //   SENT                 the page sent a message and it came back in the feed
 //   DROPOUT              a voice drop-out alert is shown
 //   OFFLINE              the holder is gone: the page shows Discord offline
-//   DONE <json>          the holder is back: final page state
-// Usage: node demo.mjs <edge-origin> <channel-id> <user-data-dir> <screenshot-dir>
+//   DONE <json>          the holder is back: page state
+//   GUILDS <json>        the guild picker, refreshed (as when a user opens it), lists <guilds> guilds
+//   SWITCHED <json>      the page switched to <second>: its stream is live, its voice snapshot shown
+//   SECOND <json>        the second guild's messages ("second guild 2" last) are in the feed
+//   SENT2                the page sent a message in <second-channel> and it came back
+//   REMOVED <json>       the bot left <second>: the page says so, the picker shows it removed
+//   BACK                 the page is on <first> again, live
+//   END <json>           "first guild again" is in the feed, <second> is gone from the picker
+// Usage: node demo.mjs <edge-origin> <channel-id> <user-data-dir> <screenshot-dir> <guilds>
+//          <first> <second> <second-channel>
 import { createRequire } from 'node:module';
 import readline from 'node:readline';
 
 const require = createRequire(import.meta.url);
 const { chromium } = require(process.env.PLAYWRIGHT_CORE || 'playwright-core');
-const [origin, channel, userDataDir, shots] = process.argv.slice(2);
+const [origin, channel, userDataDir, shots, guildCount, first, second, secondChannel] = process.argv.slice(2);
 const lines = readline.createInterface({ input: process.stdin });
 const iter = lines[Symbol.asyncIterator]();
 const next = async () => {
@@ -69,12 +77,69 @@ try {
   await page.waitForSelector('#discord[data-state="ready"]', T);
   await rowWith('after restart 4');
   await page.screenshot({ path: `${shots}/demo-back.png` });
-  say('DONE ' + JSON.stringify(await page.evaluate(() => ({
+  const snapshot = () => page.evaluate(() => ({
+    guild: window.bridge.guild,
     ids: window.bridge.ids,
     rows: [...document.querySelectorAll('#feed li')].map((li) => li.children[2].textContent),
     conn: document.querySelector('#conn').dataset.state,
     discord: document.querySelector('#discord').dataset.state,
-  }))));
+    picker: [...document.querySelectorAll('#guild-picker option')].map((o) => ({
+      value: o.value, text: o.textContent, disabled: o.disabled, selected: o.selected,
+    })),
+    voiceGuild: window.bridge.voiceGuild,
+    voice: [...document.querySelectorAll('#voice .member')].map((m) => ({
+      user: m.dataset.user, channel: m.parentElement.querySelector('b').textContent.trim(),
+    })),
+  }));
+  say('DONE ' + JSON.stringify(await snapshot()));
+  await next();
+
+  // A user opening the picker: it refreshes, and lists every guild by name.
+  await page.focus('#guild-picker');
+  await page.waitForFunction((n) => {
+    const o = [...document.querySelectorAll('#guild-picker option')];
+    return o.length === n && o.every((x) => x.textContent !== x.value);
+  }, Number(guildCount), T);
+  await page.screenshot({ path: `${shots}/demo-guilds.png` });
+  say('GUILDS ' + JSON.stringify(await snapshot()));
+  await next();
+
+  await page.selectOption('#guild-picker', second);
+  await page.waitForFunction((g) => window.bridge.guild === g && window.bridge.voiceGuild === g
+    && document.querySelector('#conn').dataset.state === 'live', second, T);
+  say('SWITCHED ' + JSON.stringify(await snapshot()));
+  await next();
+
+  await rowWith('second guild 2');
+  await page.screenshot({ path: `${shots}/demo-second-guild.png` });
+  say('SECOND ' + JSON.stringify(await snapshot()));
+  await next();
+
+  await page.waitForFunction((c) => [...document.querySelectorAll('#send-channel option')].some((o) => o.value === c), secondChannel, T);
+  await page.selectOption('#send-channel', secondChannel);
+  await page.fill('#send-content', 'hello guild two');
+  await page.click('#send-form button[type="submit"]');
+  await page.waitForFunction(() => /send-message: (sent|queued)/.test(document.querySelector('#act-result').textContent), null, T);
+  await rowWith('hello guild two');
+  say('SENT2');
+  await next();
+
+  await page.waitForSelector('#discord[data-state="removed"]', T);
+  await page.waitForFunction((g) => [...document.querySelectorAll('#guild-picker option')]
+    .some((o) => o.value === g && o.disabled && o.textContent.endsWith('(removed)')), second, T);
+  await page.screenshot({ path: `${shots}/demo-removed.png` });
+  say('REMOVED ' + JSON.stringify(await snapshot()));
+  await next();
+
+  await page.selectOption('#guild-picker', first);
+  await page.waitForFunction((g) => window.bridge.guild === g
+    && document.querySelector('#conn').dataset.state === 'live', first, T);
+  say('BACK');
+  await next();
+
+  await rowWith('first guild again');
+  await page.waitForFunction((g) => ![...document.querySelectorAll('#guild-picker option')].some((o) => o.value === g), second, T);
+  say('END ' + JSON.stringify(await snapshot()));
 } finally {
   await context.close();
   lines.close();

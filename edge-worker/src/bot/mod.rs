@@ -11,11 +11,13 @@
 //! - [`holders`]: the holders' registrations (`POST /link/register`): which holder runs which
 //!   shards, where its `/commands` is, and whether it is still alive;
 //! - [`identify`]: the bot-wide IDENTIFY queue (`POST /link/identify`) for holders with
-//!   `IDENTIFY_QUEUE=edge`.
+//!   `IDENTIFY_QUEUE=edge`;
+//! - [`guilds`]: `GET /api/guilds`, the registry's guilds a reader may open, with their names.
 //!
-//! These four are plain data with native unit tests; `object.rs` (wasm only) is the Durable
+//! These are plain data with native unit tests; `object.rs` (wasm only) is the Durable
 //! Object glue: storage, routes, and the embedded hub.
 
+pub mod guilds;
 pub mod holders;
 pub mod identify;
 pub mod keepalive;

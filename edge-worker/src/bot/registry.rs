@@ -1,7 +1,8 @@
 //! The guilds the bot is in, as Discord told the holder: GUILD_CREATE makes a guild `available`
 //! (or `unavailable` when marked so), GUILD_DELETE with `unavailable: true` `unavailable` (an
 //! outage: the bot is still in it), GUILD_DELETE without it `removed` (the bot left). Kept in the
-//! BotHub's storage; a change is written when it happens.
+//! BotHub's storage; a change is written when it happens. Each guild's name (GUILD_CREATE, and
+//! GUILD_UPDATE when it is renamed) is kept with it, for `GET /api/guilds` ([`super::guilds`]).
 //!
 //! [`serve`] is the rule for `?guild=`: a guild the edge serves is the default guild (`GUILD_ID`),
 //! or a guild the bot is in, and in both cases allowed by `GUILD_IDS` when that is set; a removed
@@ -12,11 +13,15 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// One guild's membership.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     pub availability: GuildAvailability,
-    /// Unix ms of the last change.
+    /// Unix ms of the last change of `availability`.
     pub since: u64,
+    /// The guild's name, from its last GUILD_CREATE or GUILD_UPDATE (entries stored before names
+    /// were kept have none until the next one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -31,31 +36,46 @@ impl Registry {
         }
     }
 
-    /// Records what a GUILD_CREATE / GUILD_DELETE said; returns the entry to store when it
-    /// changed anything.
+    /// Records what a GUILD_CREATE / GUILD_DELETE said (`availability`) and the name it carried,
+    /// or a GUILD_UPDATE's new name (`availability` `None`: only for a guild the bot is in; a
+    /// dispatch without a name keeps the known one). Returns the entry to store when it changed
+    /// anything.
     pub fn apply(
         &mut self,
         guild: Snowflake,
-        availability: GuildAvailability,
+        availability: Option<GuildAvailability>,
+        name: Option<&str>,
         now: u64,
     ) -> Option<Entry> {
-        if self
-            .guilds
-            .get(&guild)
-            .is_some_and(|e| e.availability == availability)
-        {
-            return None;
-        }
+        let known = self.guilds.get(&guild);
+        let availability = match (availability, known) {
+            (Some(a), _) => a,
+            (None, Some(e)) if e.availability != GuildAvailability::Removed => e.availability,
+            (None, _) => return None,
+        };
+        let name = name
+            .map(str::to_owned)
+            .or_else(|| known.and_then(|e| e.name.clone()));
+        let since = match known {
+            Some(e) if e.availability == availability => {
+                if e.name == name {
+                    return None;
+                }
+                e.since
+            }
+            _ => now,
+        };
         let e = Entry {
             availability,
-            since: now,
+            since,
+            name,
         };
-        self.guilds.insert(guild, e);
+        self.guilds.insert(guild, e.clone());
         Some(e)
     }
 
-    pub fn get(&self, guild: Snowflake) -> Option<Entry> {
-        self.guilds.get(&guild).copied()
+    pub fn get(&self, guild: Snowflake) -> Option<&Entry> {
+        self.guilds.get(&guild)
     }
 
     /// Guilds the bot is in (available or in an outage), in id order.
@@ -66,8 +86,8 @@ impl Registry {
             .map(|(g, _)| *g)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (Snowflake, Entry)> + '_ {
-        self.guilds.iter().map(|(g, e)| (*g, *e))
+    pub fn iter(&self) -> impl Iterator<Item = (Snowflake, &Entry)> + '_ {
+        self.guilds.iter().map(|(g, e)| (*g, e))
     }
 
     pub fn len(&self) -> usize {
@@ -138,23 +158,60 @@ mod tests {
     #[test]
     fn membership_follows_guild_create_and_delete() {
         let mut r = Registry::default();
-        assert_eq!(r.apply(G, Available, 10).map(|e| e.since), Some(10));
         assert_eq!(
-            r.apply(G, Available, 11),
+            r.apply(G, Some(Available), None, 10).map(|e| e.since),
+            Some(10)
+        );
+        assert_eq!(
+            r.apply(G, Some(Available), None, 11),
             None,
             "no change, nothing to write"
         );
-        assert!(r.apply(G, Unavailable, 12).is_some());
+        assert!(r.apply(G, Some(Unavailable), None, 12).is_some());
         assert_eq!(
             r.members().collect::<Vec<_>>(),
             [G],
             "an outage keeps the guild"
         );
-        assert!(r.apply(G, Removed, 13).is_some());
+        assert!(r.apply(G, Some(Removed), None, 13).is_some());
         assert_eq!(r.members().count(), 0);
         assert_eq!(r.get(G).map(|e| e.availability), Some(Removed));
-        assert!(r.apply(G, Available, 14).is_some(), "joined again");
+        assert!(
+            r.apply(G, Some(Available), None, 14).is_some(),
+            "joined again"
+        );
         assert_eq!(r.members().collect::<Vec<_>>(), [G]);
+    }
+
+    #[test]
+    fn names_are_kept_with_membership() {
+        let mut r = Registry::default();
+        let e = r.apply(G, Some(Available), Some("Sim Guild"), 10).unwrap();
+        assert_eq!((e.name.as_deref(), e.since), (Some("Sim Guild"), 10));
+        assert_eq!(
+            r.apply(G, Some(Available), Some("Sim Guild"), 11),
+            None,
+            "the same GUILD_CREATE again: nothing to write"
+        );
+        // GUILD_UPDATE: the name changes, `since` (of the availability) does not.
+        let e = r.apply(G, None, Some("Renamed"), 12).unwrap();
+        assert_eq!((e.name.as_deref(), e.since), (Some("Renamed"), 10));
+        // An outage (GUILD_DELETE carries no name) keeps it.
+        let e = r.apply(G, Some(Unavailable), None, 13).unwrap();
+        assert_eq!(
+            (e.name.as_deref(), e.availability),
+            (Some("Renamed"), Unavailable)
+        );
+        // A rename of a guild the bot is not in (or left) records nothing.
+        assert_eq!(r.apply(D, None, Some("x"), 14), None);
+        assert!(r.get(D).is_none());
+        r.apply(G, Some(Removed), None, 15).unwrap();
+        assert_eq!(r.apply(G, None, Some("y"), 16), None);
+        // Entries stored before names were kept still load.
+        let old: Entry = serde_json::from_str(r#"{"availability":"available","since":5}"#).unwrap();
+        assert_eq!(old.name, None);
+        let stored = serde_json::to_string(&r.get(G).unwrap()).unwrap();
+        assert!(stored.contains(r#""name":"Renamed""#), "{stored}");
     }
 
     #[test]
