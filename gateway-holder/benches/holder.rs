@@ -1,28 +1,37 @@
-//! Gateway → edge latency and cost of the holder, beside twilight-gateway's bare receive.
+//! Gateway → edge latency and cost of the holder, beside twilight-gateway's bare receive, for
+//! each transport compression (zstd-stream, zlib-stream, none), with the bytes on the wire.
 //!
-//! Both clients are connected to one in-process discord-sim at once (zlib-stream on), so they get
-//! the very same dispatches at the same moments: 100 events/s with 500/s bursts, a steady 500/s,
-//! and a ceiling run as fast as the sim emits.
-//! - holder: the real release binary, forwarding to an in-process recording ingest endpoint;
-//!   latency is the sim's send stamp (`_sim_sent_us` in every `d`) to the endpoint's receipt.
-//! - twilight: twilight-gateway 0.18 in a child process (this binary re-run with `--twilight`)
-//!   that only receives (inflate + frame handling, no forwarding); latency is send to receipt. Two
-//!   of them: on tokio's multi-thread runtime (the usual `#[tokio::main]`; the baseline)
-//!   and on a current-thread runtime like the holder's, which is cheaper per event at low rates.
+//! One phase per compression, each with its own in-process discord-sim; in a phase every client
+//! is connected to that sim at once on that compression, so they get the very same dispatches at
+//! the same moments: 100 events/s with 500/s bursts, a steady 500/s, and a ceiling run as fast as
+//! the sim emits.
+//! - holder: the real release binary (`DISCORD_COMPRESS` set to the phase's), forwarding to an
+//!   in-process recording ingest endpoint; latency is the sim's send stamp (`_sim_sent_us` in
+//!   every `d`) to the endpoint's receipt. In the zstd-stream phase (the default) also one with
+//!   `HOLDER_BATCH_LINGER_MS=2`.
+//! - twilight: twilight-gateway 0.18 in a child process (`twilight-peer/`, built by this bench
+//!   once per compression: twilight picks its compression at compile time) that only receives
+//!   (decompression + frame handling, no forwarding); latency is send to receipt. Two of them: on
+//!   tokio's multi-thread runtime (the usual `#[tokio::main]`; the baseline) and on a
+//!   current-thread runtime like the holder's, which is cheaper per event at low rates.
 //! - The ingest endpoints and the sim live in this process, so their CPU is never counted for a
 //!   receiver; each receiver's CPU is read from its own `/proc/PID`.
 //!
 //! CPU per event is the process's CPU time over the run (all threads, `/proc/PID/task/*/schedstat`,
-//! cross-checked with `/proc/PID/stat` utime+stime) divided by events; peak RSS is `VmHWM`.
+//! cross-checked with `/proc/PID/stat` utime+stime) divided by events; peak RSS is `VmHWM`. Bytes
+//! on the wire are what the kernel received on the receiver's socket to the sim over the workload
+//! (`bytes_received` of `ss -ti`: websocket frames, TCP payload), per event.
 //!
 //! Run: `cargo bench -p gateway-holder --bench holder` (`-- --quick` for a short run, `-- --only
-//! ceiling` for one workload). Prints a table and writes JSON to `$BENCH_OUT` if set, else
-//! `$CARGO_TARGET_DIR/bench/holder.json`, else `target/bench/holder.json` in the workspace.
+//! ceiling` for one workload, `-- --compress zstd-stream` for one phase, `BENCH_ROUNDS=3` to run
+//! the phases three times in turn and report medians). Prints a table and writes JSON to
+//! `$BENCH_OUT` if set, else `$CARGO_TARGET_DIR/bench/holder.json`, else `target/bench/holder.json`
+//! in the workspace.
 
 use axum::{body::Bytes, extract::State, routing::post, Router};
 use discord_sim::{Burst, Sim, SimConfig, TrafficSpec};
 use std::{
-    io::{BufRead, BufReader, Write},
+    io::{BufRead, BufReader},
     path::PathBuf,
     process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
@@ -151,6 +160,7 @@ async fn ingest(State(sink): State<Sink>, body: Bytes) -> &'static str {
 
 #[derive(serde::Serialize, Clone)]
 struct Row {
+    compress: &'static str,
     client: &'static str,
     workload: &'static str,
     events: usize,
@@ -161,6 +171,9 @@ struct Row {
     max_us: u64,
     cpu_us_per_event: f64,
     cpu_us_per_event_stat: f64,
+    /// TCP payload bytes the receiver's socket to the sim received, per event (`None` where `ss`
+    /// could not tell).
+    wire_bytes_per_event: Option<f64>,
     peak_rss_kib: u64,
 }
 
@@ -221,12 +234,48 @@ struct Receiver {
     sink: Sink,
 }
 
+/// TCP payload bytes received so far by `pid`'s sockets to `port` on 127.0.0.1 (the gateway
+/// connection; the holder's REST calls to the sim, done before the workloads, drop out of the
+/// deltas), from `ss -tinp`'s `bytes_received`.
+fn wire_bytes(pid: u32, port: u16) -> Option<u64> {
+    let out = Command::new("ss")
+        .args(["-tinpH", "state", "established", "dst"])
+        .arg(format!("127.0.0.1:{port}"))
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut total = None;
+    let mut ours = false;
+    for line in text.lines() {
+        if !line.starts_with(char::is_whitespace) {
+            ours = line.contains(&format!("pid={pid},"));
+        } else if ours {
+            if let Some(n) = line
+                .split_whitespace()
+                .find_map(|f| f.strip_prefix("bytes_received:"))
+                .and_then(|n| n.parse::<u64>().ok())
+            {
+                *total.get_or_insert(0) += n;
+            }
+        }
+    }
+    total
+}
+
 /// Runs every workload once; every receiver gets the same dispatches at the same time.
-async fn measure(sim: &Sim, receivers: &[Receiver], loads: &[Workload], tck: u64) -> Vec<Row> {
+async fn measure(
+    sim: &Sim,
+    compress: &'static str,
+    receivers: &[Receiver],
+    loads: &[Workload],
+    tck: u64,
+) -> Vec<Row> {
+    let port = sim.addr().port();
     let mut rows = vec![];
     for w in loads {
         let from: Vec<usize> = receivers.iter().map(|r| r.sink.len()).collect();
         let cpu0: Vec<(u64, u64)> = receivers.iter().map(|r| cpu(r.pid)).collect();
+        let wire0: Vec<Option<u64>> = receivers.iter().map(|r| wire_bytes(r.pid, port)).collect();
         let start = std::time::Instant::now();
         let report = sim.traffic(w.spec.clone()).await;
         let mut done = vec![];
@@ -234,22 +283,27 @@ async fn measure(sim: &Sim, receivers: &[Receiver], loads: &[Workload], tck: u64
             let expected = from + report.sent as usize;
             if !r.sink.wait(expected, Duration::from_secs(60)).await {
                 eprintln!(
-                    "{}/{}: only {} of {} events arrived",
+                    "{compress} {}/{}: only {} of {} events arrived",
                     r.client,
                     w.name,
                     r.sink.len() - from,
                     report.sent
                 );
             }
-            done.push((start.elapsed().as_secs_f64(), cpu(r.pid)));
+            done.push((
+                start.elapsed().as_secs_f64(),
+                cpu(r.pid),
+                wire_bytes(r.pid, port),
+            ));
         }
         for (i, r) in receivers.iter().enumerate() {
-            let (seconds, (ns1, t1)) = done[i];
+            let (seconds, (ns1, t1), wire1) = done[i];
             let (ns0, t0) = cpu0[i];
             let mut lat = r.sink.since(from[i]);
             lat.sort_unstable();
             let n = lat.len().max(1) as f64;
             rows.push(Row {
+                compress,
                 client: r.client,
                 workload: w.name,
                 events: lat.len(),
@@ -260,6 +314,9 @@ async fn measure(sim: &Sim, receivers: &[Receiver], loads: &[Workload], tck: u64
                 max_us: lat.last().copied().unwrap_or(0),
                 cpu_us_per_event: ns1.saturating_sub(ns0) as f64 / 1000.0 / n,
                 cpu_us_per_event_stat: t1.saturating_sub(t0) as f64 * 1e6 / tck as f64 / n,
+                wire_bytes_per_event: wire0[i]
+                    .zip(wire1)
+                    .map(|(a, b)| b.saturating_sub(a) as f64 / n),
                 peak_rss_kib: peak_rss_kib(r.pid),
             });
         }
@@ -267,12 +324,29 @@ async fn measure(sim: &Sim, receivers: &[Receiver], loads: &[Workload], tck: u64
     rows
 }
 
-/// Starts the sim, the ingest endpoint, the holder and the twilight child, then measures.
-async fn run_all(loads: &[Workload], tck: u64) -> Vec<Row> {
+const HOLDER: &str = "gateway-holder";
+const HOLDER_LINGER: &str = "gateway-holder, linger 2 ms";
+const TWILIGHT: &str = "twilight-gateway (receive only)";
+const TWILIGHT_CURRENT: &str = "twilight, current-thread runtime";
+const OTHER: &str = "BENCH_OTHER_HOLDER";
+
+/// The compressions, in the order the phases run (`DISCORD_COMPRESS` spelling).
+const COMPRESSIONS: [&str; 3] = ["zstd-stream", "zlib-stream", "none"];
+
+/// One phase: a sim, the holder(s) and the two twilight receivers on `compress`, measured.
+async fn run_phase(
+    loads: &[Workload],
+    tck: u64,
+    compress: &'static str,
+    twilight_bin: &std::path::Path,
+) -> Vec<Row> {
     let sim = Sim::start(
         "127.0.0.1:0".parse().unwrap(),
         SimConfig {
             record_limit: 0,
+            // The receivers are separate processes identifying at once: no pacing (op 9) to
+            // wait out before the run.
+            identify_window: Duration::ZERO,
             ..SimConfig::default()
         },
     )
@@ -280,101 +354,118 @@ async fn run_all(loads: &[Workload], tck: u64) -> Vec<Row> {
     .unwrap();
 
     let bin = env!("CARGO_BIN_EXE_gateway-holder");
-    let (mut holder, holder_sink, server, dir) = spawn_holder(&sim, bin, 0).await;
-    let (mut lingering, linger_sink, server2, dir2) = spawn_holder(&sim, bin, 2).await;
+    let mut holders = vec![(HOLDER, spawn_holder(&sim, bin, 0, compress).await)];
+    if compress == COMPRESSIONS[0] {
+        holders.push((HOLDER_LINGER, spawn_holder(&sim, bin, 2, compress).await));
+    }
     // `BENCH_OTHER_HOLDER=/path/to/gateway-holder`: another build (e.g. before a change) in the
     // same run, so before/after compare under the same load.
-    let mut other = match std::env::var("BENCH_OTHER_HOLDER") {
-        Ok(path) => Some(spawn_holder(&sim, &path, 0).await),
-        Err(_) => None,
-    };
+    if let Ok(path) = std::env::var("BENCH_OTHER_HOLDER") {
+        holders.push((OTHER, spawn_holder(&sim, &path, 0, compress).await));
+    }
 
     // twilight, receiving only, reporting latencies on stdout: once on tokio's default
     // multi-thread runtime (as its examples run it), once on a current-thread runtime (as the
     // holder runs), which costs it less per event.
-    let (mut twilight, twilight_sink, reader) = spawn_twilight(&sim, "multi");
-    let (mut twilight1, twilight1_sink, reader1) = spawn_twilight(&sim, "current");
+    let mut twilights = vec![
+        (
+            TWILIGHT,
+            spawn_twilight(&sim, twilight_bin, "multi", compress),
+        ),
+        (
+            TWILIGHT_CURRENT,
+            spawn_twilight(&sim, twilight_bin, "current", compress),
+        ),
+    ];
 
     // READY and GUILD_CREATE arrived everywhere: the pipelines are warm.
-    for sink in [&holder_sink, &linger_sink]
-        .into_iter()
-        .chain(other.as_ref().map(|o| &o.1))
-    {
+    for (name, h) in &holders {
         assert!(
-            sink.wait(2, Duration::from_secs(20)).await,
-            "holder never forwarded READY"
+            h.1.wait(2, Duration::from_secs(20)).await,
+            "{name} ({compress}) never forwarded READY"
         );
     }
-    for sink in [&twilight_sink, &twilight1_sink] {
+    for (name, t) in &twilights {
         assert!(
-            sink.wait(2, Duration::from_secs(20)).await,
-            "twilight never got READY"
+            t.1.wait(2, Duration::from_secs(20)).await,
+            "{name} ({compress}) never got READY"
         );
     }
-    let mut receivers = vec![
-        Receiver {
-            client: "gateway-holder",
-            pid: holder.id(),
-            sink: holder_sink,
-        },
-        Receiver {
-            client: "gateway-holder, linger 2 ms",
-            pid: lingering.id(),
-            sink: linger_sink,
-        },
-        Receiver {
-            client: TWILIGHT,
-            pid: twilight.id(),
-            sink: twilight_sink,
-        },
-        Receiver {
-            client: TWILIGHT_CURRENT,
-            pid: twilight1.id(),
-            sink: twilight1_sink,
-        },
-    ];
-    if let Some(o) = &other {
-        receivers.push(Receiver {
-            client: OTHER,
-            pid: o.0.id(),
-            sink: o.1.clone(),
-        });
-    }
-    let rows = measure(&sim, &receivers, loads, tck).await;
-    for child in [&mut holder, &mut lingering]
-        .into_iter()
-        .chain(other.as_mut().map(|o| &mut o.0))
-    {
+    let receivers: Vec<Receiver> = holders
+        .iter()
+        .map(|(client, h)| Receiver {
+            client,
+            pid: h.0.id(),
+            sink: h.1.clone(),
+        })
+        .chain(twilights.iter().map(|(client, t)| Receiver {
+            client,
+            pid: t.0.id(),
+            sink: t.1.clone(),
+        }))
+        .collect();
+    let rows = measure(&sim, compress, &receivers, loads, tck).await;
+    for (_, (mut child, _, server, dir)) in holders {
         let _ = child.kill();
         let _ = child.wait();
-    }
-    if let Some((_, _, server, dir)) = other {
         server.abort();
         let _ = std::fs::remove_dir_all(&dir);
     }
-    for child in [&mut twilight, &mut twilight1] {
+    for (_, (child, _, reader)) in &mut twilights {
         let _ = child.kill();
         let _ = child.wait();
+        if let Some(r) = reader.take() {
+            let _ = r.join();
+        }
     }
-    let _ = reader.join();
-    let _ = reader1.join();
-    server.abort();
-    server2.abort();
     sim.shutdown().await;
-    let _ = std::fs::remove_dir_all(&dir);
-    let _ = std::fs::remove_dir_all(&dir2);
     rows
 }
 
-const TWILIGHT: &str = "twilight-gateway (receive only)";
-const TWILIGHT_CURRENT: &str = "twilight, current-thread runtime";
-const OTHER: &str = "BENCH_OTHER_HOLDER";
+/// The receiver binary of `twilight-peer/` built for `compress` (twilight's compression is a
+/// compile-time feature, and a workspace build would unify it with the workspace's zlib one), in
+/// `<target>/twilight-peer/`, copied to `twilight-receiver-<compress>`.
+fn build_twilight(compress: &str, target: &std::path::Path) -> PathBuf {
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = target.join("twilight-peer");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.arg("build")
+        .arg("--release")
+        .arg("--locked")
+        .arg("--quiet")
+        .arg("--manifest-path")
+        .arg(workspace.join("twilight-peer/Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&dir)
+        .arg("--no-default-features");
+    match compress {
+        "zstd-stream" => cmd.args(["--features", "zstd"]),
+        "zlib-stream" => cmd.args(["--features", "zlib"]),
+        _ => &mut cmd,
+    };
+    eprintln!("building twilight-peer for {compress}");
+    let status = cmd.status().expect("cargo runs");
+    assert!(
+        status.success(),
+        "building twilight-peer for {compress} failed"
+    );
+    let bin = dir.join(format!("twilight-receiver-{compress}"));
+    std::fs::copy(dir.join("release/twilight-receiver"), &bin).expect("copy the receiver");
+    bin
+}
 
-/// This binary re-run as a twilight receiver on a `multi` or `current` thread tokio runtime.
-fn spawn_twilight(sim: &Sim, runtime: &str) -> (Child, Sink, std::thread::JoinHandle<()>) {
+/// A twilight receiver child (see `twilight-peer/src/main.rs`) on a `multi` or `current`
+/// thread tokio runtime; checks it asked for `compress`.
+fn spawn_twilight(
+    sim: &Sim,
+    bin: &std::path::Path,
+    runtime: &str,
+    compress: &'static str,
+) -> (Child, Sink, Option<std::thread::JoinHandle<()>>) {
     let sink = Sink::new();
-    let mut child: Child = Command::new(std::env::current_exe().unwrap())
-        .args(["--twilight", &sim.gateway_url(), runtime])
+    let mut child: Child = Command::new(bin)
+        .args([&sim.gateway_url(), runtime])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -387,7 +478,12 @@ fn spawn_twilight(sim: &Sim, runtime: &str) -> (Child, Sink, std::thread::JoinHa
             let mut pending = vec![];
             for line in BufReader::new(out).lines() {
                 let Ok(line) = line else { break };
-                if line == "." {
+                if let Some(c) = line.strip_prefix("compress ") {
+                    assert_eq!(
+                        c, compress,
+                        "the twilight build for {compress} asked for {c}"
+                    );
+                } else if line == "." {
                     sink.push(std::mem::take(&mut pending));
                 } else if let Ok(v) = line.parse() {
                     pending.push(v);
@@ -395,14 +491,15 @@ fn spawn_twilight(sim: &Sim, runtime: &str) -> (Child, Sink, std::thread::JoinHa
             }
         })
     };
-    (child, sink, reader)
+    (child, sink, Some(reader))
 }
 
-/// The real holder binary, forwarding to its own in-process ingest endpoint.
+/// The real holder binary on `compress`, forwarding to its own in-process ingest endpoint.
 async fn spawn_holder(
     sim: &Sim,
     bin: &str,
     linger_ms: u64,
+    compress: &str,
 ) -> (Child, Sink, tokio::task::JoinHandle<()>, PathBuf) {
     let sink = Sink::new();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -423,6 +520,7 @@ async fn spawn_holder(
         .env_clear()
         .env("DISCORD_BOT_TOKEN", "sim-token")
         .env("DISCORD_API_URL", sim.api_url())
+        .env("DISCORD_COMPRESS", compress)
         .env("EDGE_URL", format!("http://{addr}"))
         .env("LINK_TOKEN", "bench-link-token")
         .env("HOLDER_LISTEN", "127.0.0.1:0")
@@ -437,56 +535,6 @@ async fn spawn_holder(
     (child, sink, server, dir)
 }
 
-/// The child process: twilight-gateway receiving, printing latencies in chunks ("." ends one).
-async fn twilight_client(url: String) {
-    use futures::StreamExt;
-    use twilight_gateway::{ConfigBuilder, Intents, Message, Shard, ShardId};
-    let intents = Intents::GUILDS
-        | Intents::GUILD_MEMBERS
-        | Intents::GUILD_MODERATION
-        | Intents::GUILD_VOICE_STATES
-        | Intents::GUILD_MESSAGES
-        | Intents::GUILD_MESSAGE_REACTIONS
-        | Intents::GUILD_MESSAGE_TYPING
-        | Intents::MESSAGE_CONTENT;
-    let config = ConfigBuilder::new("sim-token".into(), intents)
-        .proxy_url(url)
-        .build();
-    let mut shard = Shard::with_config(ShardId::ONE, config);
-    let mut buf = String::new();
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
-    let mut stdout = std::io::stdout();
-    loop {
-        tokio::select! {
-            m = shard.next() => match m {
-                Some(Ok(Message::Text(text))) => {
-                    let at = now_us();
-                    if text.contains("\"op\":0") {
-                        if let Some(sent) = stamp(&text) {
-                            buf.push_str(&at.saturating_sub(sent).to_string());
-                            buf.push('\n');
-                        }
-                    }
-                }
-                Some(_) => {}
-                None => return,
-            },
-            _ = tick.tick() => {
-                if !buf.is_empty() {
-                    buf.push_str(".\n");
-                    if stdout.write_all(buf.as_bytes()).and_then(|_| stdout.flush()).is_err() {
-                        return;
-                    }
-                    buf.clear();
-                }
-            }
-        }
-    }
-}
-
-/// Where the JSON goes: `$BENCH_OUT`, else `bench/holder.json` under `$CARGO_TARGET_DIR` (a
-/// relative one is taken from the workspace root, where cargo is usually run), else under the
-/// workspace's `target/`.
 fn out_path(
     bench_out: Option<std::ffi::OsString>,
     target_dir: Option<std::ffi::OsString>,
@@ -502,41 +550,92 @@ fn out_path(
     target.join("bench").join("holder.json")
 }
 
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if let Some(i) = args.iter().position(|a| a == "--twilight") {
-        let url = args.get(i + 1).cloned().expect("--twilight URL");
-        let rt = if args.get(i + 2).map(String::as_str) == Some("current") {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-        } else {
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-        };
-        rt.unwrap().block_on(twilight_client(url));
-        return;
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
     let quick = args.iter().any(|a| a == "--quick");
     let tck = clk_tck();
     let mut loads = workloads(quick);
     // `--only NAME`: just the workloads whose name contains NAME (e.g. for a profiler run).
-    if let Some(only) = args
-        .iter()
-        .position(|a| a == "--only")
-        .and_then(|i| args.get(i + 1))
-    {
+    if let Some(only) = arg("--only") {
         loads.retain(|w| w.name.contains(only.as_str()));
     }
-    let rows = rt.block_on(run_all(&loads, tck));
+    // `--compress NAME`: just that phase.
+    let phases: Vec<&'static str> = match arg("--compress") {
+        Some(c) => COMPRESSIONS.into_iter().filter(|p| *p == c).collect(),
+        None => COMPRESSIONS.to_vec(),
+    };
+    assert!(!phases.is_empty(), "--compress: one of {COMPRESSIONS:?}");
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let out = out_path(
+        std::env::var_os("BENCH_OUT"),
+        std::env::var_os("CARGO_TARGET_DIR"),
+    );
+    // The twilight builds go beside the JSON, under the target dir.
+    let target = out
+        .parent()
+        .and_then(|p| p.parent())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target"));
+    let bins: Vec<(&str, PathBuf)> = phases
+        .iter()
+        .map(|c| (*c, build_twilight(c, &target)))
+        .collect();
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // Phases in turn, `rounds` times (zstd, zlib, none, zstd, …), so a slow stretch of the
+    // machine falls on every compression alike.
+    let mut all: Vec<Vec<Row>> = vec![];
+    for round in 0..rounds {
+        for (c, bin) in &bins {
+            eprintln!("round {}/{rounds}: {c}", round + 1);
+            all.push(rt.block_on(run_phase(&loads, tck, c, bin)));
+        }
+    }
+    // Medians over the rounds, row by row (the rounds have the same rows in the same order).
+    let per_phase = phases.len();
+    let mut rows: Vec<Row> = vec![];
+    for p in 0..per_phase {
+        let runs: Vec<&Vec<Row>> = (0..rounds).map(|r| &all[r * per_phase + p]).collect();
+        for (i, first) in runs[0].iter().enumerate() {
+            let pick = |f: &dyn Fn(&Row) -> f64| median(runs.iter().map(|r| f(&r[i])).collect());
+            let mut row = first.clone();
+            row.cpu_us_per_event = pick(&|r| r.cpu_us_per_event);
+            row.cpu_us_per_event_stat = pick(&|r| r.cpu_us_per_event_stat);
+            row.p50_us = pick(&|r| r.p50_us as f64) as u64;
+            row.p95_us = pick(&|r| r.p95_us as f64) as u64;
+            row.p99_us = pick(&|r| r.p99_us as f64) as u64;
+            row.wire_bytes_per_event = first
+                .wire_bytes_per_event
+                .map(|_| pick(&|r| r.wire_bytes_per_event.unwrap_or(f64::NAN)));
+            rows.push(row);
+        }
+    }
 
     println!(
-        "\n{:<34} {:<22} {:>7} {:>8} {:>8} {:>8} {:>9} {:>10} {:>10}",
+        "\n{:<12} {:<34} {:<22} {:>7} {:>8} {:>8} {:>8} {:>9} {:>10} {:>10} {:>10}",
+        "compress",
         "client",
         "workload",
         "events",
@@ -545,11 +644,13 @@ fn main() {
         "p99 µs",
         "max µs",
         "cpu µs/ev",
+        "wire B/ev",
         "rss KiB"
     );
     for r in &rows {
         println!(
-            "{:<34} {:<22} {:>7} {:>8} {:>8} {:>8} {:>9} {:>10.1} {:>10}",
+            "{:<12} {:<34} {:<22} {:>7} {:>8} {:>8} {:>8} {:>9} {:>10.2} {:>10} {:>10}",
+            r.compress,
             r.client,
             r.workload,
             r.events,
@@ -558,55 +659,104 @@ fn main() {
             r.p99_us,
             r.max_us,
             r.cpu_us_per_event,
+            r.wire_bytes_per_event
+                .map_or("n/a".to_string(), |b| format!("{b:.0}")),
             r.peak_rss_kib
         );
     }
-    let ratio: Vec<serde_json::Value> = loads
-        .iter()
-        .filter_map(|w| {
-            let find = |c: &str| rows.iter().find(|r| r.client == c && r.workload == w.name);
-            let h = find("gateway-holder")?.cpu_us_per_event;
-            let l = find("gateway-holder, linger 2 ms")?.cpu_us_per_event;
-            let t = find(TWILIGHT)?.cpu_us_per_event.max(0.001);
-            let t1 = find(TWILIGHT_CURRENT)?.cpu_us_per_event.max(0.001);
-            let o = find(OTHER).map(|r| r.cpu_us_per_event / t);
-            Some(serde_json::json!({
+    let find = |c: &str, client: &str, w: &str| {
+        rows.iter()
+            .find(|r| r.compress == c && r.client == client && r.workload == w)
+    };
+    // Per-round ratios, then their median: a ratio within one run is what means something on a
+    // shared machine.
+    let round_ratio = |p: usize, w: &str, num: &str, den: &str| -> Option<f64> {
+        let v: Vec<f64> = (0..rounds)
+            .filter_map(|r| {
+                let run = &all[r * per_phase + p];
+                let get = |c: &str| {
+                    run.iter()
+                        .find(|x| x.client == c && x.workload == w)
+                        .map(|x| x.cpu_us_per_event)
+                };
+                Some(get(num)? / get(den)?.max(0.001))
+            })
+            .collect();
+        (!v.is_empty()).then(|| median(v))
+    };
+    let mut ratios = vec![];
+    for (p, c) in phases.iter().enumerate() {
+        for w in &loads {
+            let r = serde_json::json!({
+                "compress": c,
                 "workload": w.name,
-                "other_holder_cpu_per_event_vs_twilight": o,
-                "holder_cpu_per_event_vs_twilight": h / t,
-                "holder_linger_2ms_cpu_per_event_vs_twilight": l / t,
-                "holder_cpu_per_event_vs_twilight_current_thread": h / t1,
-                "holder_linger_2ms_cpu_per_event_vs_twilight_current_thread": l / t1,
-            }))
-        })
-        .collect();
-    let x = |r: &serde_json::Value, k: &str| r[k].as_f64().unwrap_or(0.0);
-    for r in &ratio {
-        println!(
-            "cpu per event vs twilight, {}: holder {:.2}x (vs current-thread twilight {:.2}x), holder with 2 ms linger {:.2}x ({:.2}x)",
-            r["workload"].as_str().unwrap_or(""),
-            x(r, "holder_cpu_per_event_vs_twilight"),
-            x(r, "holder_cpu_per_event_vs_twilight_current_thread"),
-            x(r, "holder_linger_2ms_cpu_per_event_vs_twilight"),
-            x(r, "holder_linger_2ms_cpu_per_event_vs_twilight_current_thread"),
-        );
-        if let Some(o) = r["other_holder_cpu_per_event_vs_twilight"].as_f64() {
-            println!("  BENCH_OTHER_HOLDER: {o:.2}x");
+                "holder_cpu_per_event_vs_twilight": round_ratio(p, w.name, HOLDER, TWILIGHT),
+                "holder_cpu_per_event_vs_twilight_current_thread":
+                    round_ratio(p, w.name, HOLDER, TWILIGHT_CURRENT),
+                "holder_linger_2ms_cpu_per_event_vs_twilight":
+                    round_ratio(p, w.name, HOLDER_LINGER, TWILIGHT),
+                "other_holder_cpu_per_event_vs_twilight": round_ratio(p, w.name, OTHER, TWILIGHT),
+            });
+            let x = |k: &str| r[k].as_f64().map_or("n/a".into(), |v| format!("{v:.2}x"));
+            println!(
+                "{c}, {}: holder ÷ twilight {} (÷ current-thread twilight {}){}{}",
+                w.name,
+                x("holder_cpu_per_event_vs_twilight"),
+                x("holder_cpu_per_event_vs_twilight_current_thread"),
+                r["holder_linger_2ms_cpu_per_event_vs_twilight"]
+                    .as_f64()
+                    .map_or(String::new(), |v| format!(
+                        ", holder with 2 ms linger {v:.2}x"
+                    )),
+                r["other_holder_cpu_per_event_vs_twilight"]
+                    .as_f64()
+                    .map_or(String::new(), |v| format!(", BENCH_OTHER_HOLDER {v:.2}x")),
+            );
+            ratios.push(r);
         }
     }
-    let out = out_path(
-        std::env::var_os("BENCH_OUT"),
-        std::env::var_os("CARGO_TARGET_DIR"),
-    );
+    // The holder on each compression against itself on zlib-stream (medians of the rounds).
+    let mut vs_zlib = vec![];
+    for c in &phases {
+        for w in &loads {
+            let (Some(h), Some(z)) = (find(c, HOLDER, w.name), find("zlib-stream", HOLDER, w.name))
+            else {
+                continue;
+            };
+            let ratio = h.cpu_us_per_event / z.cpu_us_per_event.max(0.001);
+            if *c != "zlib-stream" {
+                println!(
+                    "holder on {c} ÷ holder on zlib-stream, {}: {ratio:.2}x CPU per event, {} wire bytes per event",
+                    w.name,
+                    h.wire_bytes_per_event
+                        .zip(z.wire_bytes_per_event)
+                        .map_or("n/a".into(), |(a, b)| format!("{:.2}x", a / b.max(1.0)))
+                );
+            }
+            vs_zlib.push(serde_json::json!({
+                "compress": c,
+                "workload": w.name,
+                "holder_cpu_per_event_vs_holder_on_zlib": ratio,
+            }));
+        }
+    }
     if let Some(parent) = out.parent() {
         let _ = std::fs::create_dir_all(parent);
     }
     let json = serde_json::json!({
         "quick": quick,
+        "rounds": rounds,
         "clk_tck": tck,
         "rows": rows,
-        "cpu_ratios": ratio,
-        "target": {"p95_us_at_500_per_s": 10_000, "cpu_vs_twilight": 2.0},
+        "rounds_rows": all,
+        "cpu_ratios": ratios,
+        "holder_vs_zlib": vs_zlib,
+        "target": {
+            "p95_us_at_500_per_s": 10_000,
+            "cpu_vs_twilight": 2.0,
+            "zstd_cpu_vs_twilight_zstd_at_ceiling": 1.5,
+            "zstd_cpu_vs_zlib_at_ceiling": 0.9,
+        },
     });
     match std::fs::write(&out, serde_json::to_vec_pretty(&json).unwrap()) {
         Ok(()) => println!("wrote {}", out.display()),
