@@ -874,10 +874,11 @@ pub fn run(cfg: &Config) -> Report {
         .into_iter()
         .filter(|d| d.session_id.is_some())
         .partition(|d| !twilight_sessions.contains(d.session_id.as_deref().unwrap_or_default()));
-    // Per guild: what its streams must carry (a dispatch names its guild in `d`; the better-sse
-    // baseline fans every dispatch out to everyone, like one guild).
+    // Per guild: what its streams must carry (a dispatch names its guild in `d`; dispatches of
+    // no guild, such as RESUMED, go to the edge's bot-wide record, not to a guild's stream; the
+    // better-sse baseline fans every dispatch out to everyone, like one guild).
     let guild_of = |d: &discord_sim::EmittedDispatch| -> usize {
-        if guilds == 1 || cfg.fanout == Fanout::BetterSse {
+        if cfg.fanout == Fanout::BetterSse {
             return 0;
         }
         serde_json::from_str::<serde_json::Value>(&d.d)
