@@ -7,8 +7,7 @@
 //! the sim emits.
 //! - holder: the real release binary (`DISCORD_COMPRESS` set to the phase's), forwarding to an
 //!   in-process recording ingest endpoint; latency is the sim's send stamp (`_sim_sent_us` in
-//!   every `d`) to the endpoint's receipt. In the zstd-stream phase (the default) also one with
-//!   `HOLDER_BATCH_LINGER_MS=2`.
+//!   every `d`) to the endpoint's receipt; and one with `HOLDER_BATCH_LINGER_MS=2`.
 //! - twilight: twilight-gateway 0.18 in a child process (`twilight-peer/`, built by this bench
 //!   once per compression: twilight picks its compression at compile time) that only receives
 //!   (decompression + frame handling, no forwarding); latency is send to receipt. Two of them: on
@@ -354,10 +353,11 @@ async fn run_phase(
     .unwrap();
 
     let bin = env!("CARGO_BIN_EXE_gateway-holder");
-    let mut holders = vec![(HOLDER, spawn_holder(&sim, bin, 0, compress).await)];
-    if compress == COMPRESSIONS[0] {
-        holders.push((HOLDER_LINGER, spawn_holder(&sim, bin, 2, compress).await));
-    }
+    // The same receivers in every phase, so every phase loads the machine alike.
+    let mut holders = vec![
+        (HOLDER, spawn_holder(&sim, bin, 0, compress).await),
+        (HOLDER_LINGER, spawn_holder(&sim, bin, 2, compress).await),
+    ];
     // `BENCH_OTHER_HOLDER=/path/to/gateway-holder`: another build (e.g. before a change) in the
     // same run, so before/after compare under the same load.
     if let Ok(path) = std::env::var("BENCH_OTHER_HOLDER") {
