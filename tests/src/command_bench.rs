@@ -332,7 +332,12 @@ fn send_one(
                     String::new(),
                 ),
             };
-            let mut h = vec![("Authorization", auth), ("traceparent", tp.as_str())];
+            // Discord (and the sim) refuse API clients without a Discord-style User-Agent.
+            let mut h = vec![
+                ("Authorization", auth),
+                ("traceparent", tp.as_str()),
+                ("User-Agent", "DiscordBot (https://example.invalid/command-bench, 0.1)"),
+            ];
             if kind == Kind::Send {
                 h.push(("Content-Type", "application/json"));
             }
