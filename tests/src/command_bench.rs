@@ -336,7 +336,10 @@ fn send_one(
             let mut h = vec![
                 ("Authorization", auth),
                 ("traceparent", tp.as_str()),
-                ("User-Agent", "DiscordBot (https://example.invalid/command-bench, 0.1)"),
+                (
+                    "User-Agent",
+                    "DiscordBot (https://example.invalid/command-bench, 0.1)",
+                ),
             ];
             if kind == Kind::Send {
                 h.push(("Content-Type", "application/json"));

@@ -203,7 +203,7 @@ pub struct Report {
     pub fault_offsets: Vec<(f64, FaultKind)>,
     pub guilds: usize,
     pub shards: u32,
-    /// Per guild, when the run had more than one.
+    /// Per guild (what each guild's clients must get: its own dispatches).
     pub per_guild: Vec<GuildFigures>,
 }
 
@@ -881,9 +881,19 @@ pub fn run(cfg: &Config) -> Report {
         if cfg.fanout == Fanout::BetterSse {
             return 0;
         }
+        // GUILD_CREATE/UPDATE/DELETE name their guild as `id`.
+        let guild_event = matches!(
+            d.t.as_str(),
+            "GUILD_CREATE" | "GUILD_UPDATE" | "GUILD_DELETE"
+        );
         serde_json::from_str::<serde_json::Value>(&d.d)
             .ok()
-            .and_then(|v| v["guild_id"].as_str().map(str::to_owned))
+            .and_then(|v| {
+                v["guild_id"]
+                    .as_str()
+                    .or_else(|| guild_event.then(|| v["id"].as_str()).flatten())
+                    .map(str::to_owned)
+            })
             .and_then(|g| guild_ids.iter().position(|x| *x == g))
             .unwrap_or(usize::MAX)
     };
@@ -988,7 +998,7 @@ pub fn run(cfg: &Config) -> Report {
     steady.sort_unstable();
     r.guilds = guilds;
     r.shards = shards;
-    if guilds > 1 {
+    {
         for (g, mut lat) in guild_latencies.into_iter().enumerate() {
             lat.sort_unstable();
             let id: u64 = guild_ids[g].parse().unwrap_or_default();
