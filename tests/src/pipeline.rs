@@ -228,6 +228,14 @@ pub struct TwilightFigures {
 }
 
 impl Report {
+    /// Deliveries a lossless run makes: each guild's dispatches to each of its clients.
+    pub fn expected_deliveries(&self) -> u64 {
+        self.per_guild
+            .iter()
+            .map(|g| g.emitted as u64 * g.clients as u64)
+            .sum()
+    }
+
     /// Every emitted dispatch reached every connected client exactly once.
     pub fn exactly_once(&self) -> bool {
         self.lost == 0

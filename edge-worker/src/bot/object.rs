@@ -243,19 +243,26 @@ impl Coord {
         })
     }
 
+    /// Stores when `bucket`'s IDENTIFY window started (a grant, or the IDENTIFY it reported),
+    /// so a restarted BotHub never grants early.
+    fn store_bucket_start(&self, bucket: u32, at: u64) -> Result<()> {
+        self.sql.exec(
+            "INSERT INTO identify (bucket, granted_at) VALUES (?, ?)
+             ON CONFLICT(bucket) DO UPDATE SET granted_at = excluded.granted_at",
+            vec![
+                SqlStorageValue::Integer(i64::from(bucket)),
+                SqlStorageValue::Integer(at as i64),
+            ],
+        )?;
+        Ok(())
+    }
+
     fn identify(&mut self, ask: &IdentifyAsk, now: u64) -> Result<IdentifyAnswer> {
         if ask.identified {
             let (bucket, at) = self
                 .identify
                 .identified(ask.shard, ask.max_concurrency, now);
-            self.sql.exec(
-                "INSERT INTO identify (bucket, granted_at) VALUES (?, ?)
-                 ON CONFLICT(bucket) DO UPDATE SET granted_at = excluded.granted_at",
-                vec![
-                    SqlStorageValue::Integer(i64::from(bucket)),
-                    SqlStorageValue::Integer(at as i64),
-                ],
-            )?;
+            self.store_bucket_start(bucket, at)?;
             return Ok(IdentifyAnswer {
                 version: Version,
                 granted: true,
@@ -268,14 +275,7 @@ impl Coord {
         Ok(match answer {
             Answer::Granted => {
                 let bucket = IdentifyQueue::bucket(ask.shard, ask.max_concurrency);
-                self.sql.exec(
-                    "INSERT INTO identify (bucket, granted_at) VALUES (?, ?)
-                     ON CONFLICT(bucket) DO UPDATE SET granted_at = excluded.granted_at",
-                    vec![
-                        SqlStorageValue::Integer(i64::from(bucket)),
-                        SqlStorageValue::Integer(now as i64),
-                    ],
-                )?;
+                self.store_bucket_start(bucket, now)?;
                 self.counters.grants += 1;
                 console_log!(
                     "bot: identify granted to holder {} for shard {} of {} (bucket {bucket})",
