@@ -57,7 +57,10 @@ fn check_command(c: &Command) {
         Command::UpdatePresence(p) => {
             for a in p.activities.iter().flatten() {
                 let n = a.name.chars().count();
-                assert!((1..=128).contains(&n) && a.kind <= 5, "activity {a:?} accepted");
+                assert!(
+                    (1..=128).contains(&n) && a.kind <= 5,
+                    "activity {a:?} accepted"
+                );
             }
         }
         Command::RequestGuildMembers(r) => {

@@ -117,7 +117,11 @@ fn compress(tx: &mut CCtx<'static>, data: &[u8], end_frame: bool) -> Vec<u8> {
     loop {
         let len = out.len();
         let left = tx
-            .compress_stream2(&mut OutBuffer::around_pos(&mut out, len), &mut input, directive)
+            .compress_stream2(
+                &mut OutBuffer::around_pos(&mut out, len),
+                &mut input,
+                directive,
+            )
             .expect("compression does not fail");
         if left == 0 && input.pos() == data.len() {
             return out;

@@ -60,28 +60,37 @@ fuzz_target!(|data: &[u8]| {
     let json2 = serde_json::to_vec(&again).expect("serializes");
     assert_eq!(json, json2, "serialization is not a fixed point");
 
-    // The edge's rules on top of the contract's.
+    // The edge's rules on top of the contract's: dedup marks are per (epoch, shard).
     if edge_worker::ingest::check(&batch).is_ok() {
-        let high_water = batch
-            .envelopes
-            .first()
-            .map(|e| e.id.wrapping_add(batch.batch % 3));
-        let plan = edge_worker::ingest::plan(batch.envelopes, batch.gaps, high_water);
-        let mut last: Option<u64> = None;
+        let mut marks: std::collections::BTreeMap<u32, u64> = std::collections::BTreeMap::new();
+        for e in &batch.envelopes {
+            marks
+                .entry(e.shard)
+                .or_insert_with(|| e.id.wrapping_add(batch.batch % 3));
+        }
+        let high_water = |shard: u32| marks.get(&shard).copied();
+        let plan =
+            edge_worker::ingest::plan(batch.envelopes.clone(), batch.gaps.clone(), high_water);
+        let mut last: std::collections::BTreeMap<u32, u64> = std::collections::BTreeMap::new();
         for item in &plan.items {
             match item {
                 edge_worker::ingest::Item::Dispatch(e) => {
-                    if let Some(l) = last {
-                        assert!(e.id > l, "dispatches out of order: {} after {l}", e.id);
+                    if let Some(l) = last.insert(e.shard, e.id) {
+                        assert!(
+                            e.id > l,
+                            "dispatches out of order on shard {}: {} after {l}",
+                            e.shard,
+                            e.id
+                        );
                     }
-                    last = Some(e.id);
-                    if let Some(hw) = high_water {
+                    if let Some(hw) = high_water(e.shard) {
                         assert!(e.id > hw, "duplicate {} (high-water {hw}) kept", e.id);
                     }
                 }
                 edge_worker::ingest::Item::Gap(g) => {
                     assert!(g.from_id <= g.to_id, "gap reversed by plan");
-                    if let Some(hw) = high_water {
+                    let shard = edge_worker::ingest::gap_shard(g);
+                    if let Some(hw) = high_water(shard) {
                         assert!(g.from_id > hw, "gap from {} at or below {hw}", g.from_id);
                     }
                 }

@@ -75,8 +75,14 @@ fn dispatch(frame: FrameView<'_>) {
             let e = &b.envelopes[0];
             assert_eq!(e.d.get(), frame.d.unwrap_or("null"), "d changed on the way");
             assert_eq!(e.kind, kind, "t changed on the way");
-            assert_eq!((e.guild_id, e.channel_id), (frame.guild_id, frame.channel_id));
+            assert_eq!(
+                (e.guild_id, e.channel_id),
+                (frame.guild_id, frame.channel_id)
+            );
         }
-        Err(e) => assert!(kind.is_empty(), "the contract refuses a holder envelope: {e}"),
+        Err(e) => assert!(
+            kind.is_empty(),
+            "the contract refuses a holder envelope: {e}"
+        ),
     }
 }
