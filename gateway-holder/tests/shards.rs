@@ -66,20 +66,9 @@ fn assert_guilds_on_their_shards(ingest: &Ingest, count: u64) {
     assert_eq!(per_shard.len() as u64, count, "{per_shard:?}");
 }
 
-async fn start(
-    config: SimConfig,
-    extra: &[(&str, &str)],
-) -> (discord_sim::Sim, Ingest, Holder, tempfile::TempDir) {
-    let sim = start_sim(config).await;
-    let ingest = Ingest::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let holder = Holder::spawn(&HolderEnv::new(&sim, &ingest, dir.path(), true, extra));
-    (sim, ingest, holder, dir)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_shards_identify_in_bucket_order_and_carry_only_their_guilds() {
-    let (sim, ingest, holder, _dir) = start(four_shards(2), &[]).await;
+    let (sim, ingest, holder, _dir) = start_holder(four_shards(2), &[]).await;
     tokio::time::timeout(
         T,
         sim.wait_for(|s| s.identifies >= 4 && sim.identify_log().len() >= 4),
@@ -149,7 +138,7 @@ async fn four_shards_identify_in_bucket_order_and_carry_only_their_guilds() {
 /// Discord's faults on one shard: the other shards' events keep arriving at their usual pace.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fault_on_one_shard_never_pauses_the_others() {
-    let (sim, ingest, holder, _dir) = start(four_shards(4), &[]).await;
+    let (sim, ingest, holder, _dir) = start_holder(four_shards(4), &[]).await;
     tokio::time::timeout(T, sim.wait_for(|s| s.identifies >= 4))
         .await
         .unwrap_or_else(|_| panic!("four IDENTIFYs:\n{}", holder.stderr_text()));
@@ -220,7 +209,7 @@ async fn a_fault_on_one_shard_never_pauses_the_others() {
 /// own session (no IDENTIFY) and everything arrives exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_shard_resumes_after_a_sigkill() {
-    let (sim, ingest, mut holder, dir) = start(four_shards(4), &[]).await;
+    let (sim, ingest, mut holder, dir) = start_holder(four_shards(4), &[]).await;
     tokio::time::timeout(T, sim.wait_for(|s| s.identifies >= 4))
         .await
         .unwrap_or_else(|_| panic!("four IDENTIFYs:\n{}", holder.stderr_text()));
@@ -253,7 +242,8 @@ async fn sharding_required_and_invalid_shard_exit_with_the_meaning() {
             shard_count_multiple: (code == 4010).then_some(4),
             ..four_shards(1)
         };
-        let (sim, _ingest, mut holder, _dir) = start(config, &[("DISCORD_SHARDS", shards)]).await;
+        let (sim, _ingest, mut holder, _dir) =
+            start_holder(config, &[("DISCORD_SHARDS", shards)]).await;
         let status = holder.wait_exit(T).await;
         assert_eq!(status, Some(3), "{}", holder.stderr_text());
         let text = holder.stderr_text();

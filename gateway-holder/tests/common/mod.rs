@@ -491,6 +491,19 @@ pub fn sim_config() -> SimConfig {
     }
 }
 
+/// A sim with `config`, a fake edge, and the holder (compressed transport, `extra` environment)
+/// on a fresh state directory.
+pub async fn start_holder(
+    config: SimConfig,
+    extra: &[(&str, &str)],
+) -> (Sim, Ingest, Holder, tempfile::TempDir) {
+    let sim = start_sim(config).await;
+    let ingest = Ingest::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let holder = Holder::spawn(&HolderEnv::new(&sim, &ingest, dir.path(), true, extra));
+    (sim, ingest, holder, dir)
+}
+
 pub async fn start_sim(config: SimConfig) -> Sim {
     Sim::start("127.0.0.1:0".parse().unwrap(), config)
         .await
